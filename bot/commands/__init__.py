@@ -1,0 +1,1 @@
+"""Subcommands of the `shangliang` CLI, one module each (see bot/cli.py)."""

@@ -1,0 +1,75 @@
+"""`shangliang run`: build what is missing, then run Rasa, the action server and the intake service."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import time
+
+from bot.config import settings, var_dir
+from bot.supervisor import Ports, Stack
+
+log = logging.getLogger(__name__)
+
+
+def prepare() -> None:
+    """Everything a fresh checkout needs before the processes start; each step is cached."""
+    from index.build_model import build_default_model
+
+    build_default_model()
+    from bot.commands.train import ensure_model
+
+    ensure_model()
+
+
+def _run(args: argparse.Namespace) -> int:
+    if not args.skip_prepare:
+        prepare()
+    from bot.commands.train import ensure_model
+
+    model = ensure_model()
+    cfg = settings()
+    ports = Ports(rasa=args.rasa_port, actions=args.actions_port, intake=int(cfg["service"]["port"]))
+    stack = Stack(var_dir=var_dir(), model_path=model, ports=ports, host=str(cfg["service"]["host"]))
+    started = time.monotonic()
+    log.info("Starting Rasa, the action server and the intake service (Rasa needs a minute or two to load)...")
+    stack.start()
+    print(
+        f"\n  商量 Shangliang is running (ready in {time.monotonic() - started:.0f} s).\n"
+        f"  Web chat:       {stack.intake_url}/chat\n"
+        f"  Intake API:     {stack.intake_url}/api/v1\n"
+        f"  Rasa server:    {stack.rasa_url}\n"
+        f"  Logs:           {stack.log_dir}\n"
+        "  Press Ctrl-C to stop.\n",
+        flush=True,
+    )
+    stopping = False
+
+    def _terminate(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        while not stopping:
+            for proc in stack.procs:
+                if proc.popen.poll() is not None:
+                    log.error("%s stopped unexpectedly (exit code %s); stopping the others", proc.name,
+                              proc.popen.returncode)
+                    stopping = True
+            time.sleep(1.0)
+        return 1
+    except KeyboardInterrupt:
+        log.info("Stopping...")
+        return 0
+    finally:
+        stack.stop()
+        log.info("All processes stopped.")
+
+
+def register(sub: argparse._SubParsersAction, groups: dict) -> None:
+    parser = sub.add_parser("run", help="build what is missing and run all three processes")
+    parser.add_argument("--skip-prepare", action="store_true", help="do not build the encoder or train")
+    parser.add_argument("--rasa-port", type=int, default=5005)
+    parser.add_argument("--actions-port", type=int, default=5055)
+    parser.set_defaults(func=_run)

@@ -1,0 +1,1 @@
+"""Topic taxonomy and the topic classifier (char n-gram TF-IDF + embedding logistic regressions)."""

@@ -1,0 +1,1 @@
+"""Embeddings (encoder, offline model build) and the FAISS duplicate index."""

@@ -1,0 +1,57 @@
+"""Test-side handle on the running processes (see bot/supervisor.py)."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+from bot.supervisor import Stack
+
+
+@dataclass
+class RunningStack:
+    stack: Stack
+
+    @property
+    def rasa_url(self) -> str:
+        return self.stack.rasa_url
+
+    @property
+    def action_url(self) -> str:
+        return self.stack.action_url
+
+    @property
+    def intake_url(self) -> str:
+        return self.stack.intake_url
+
+    @property
+    def database_url(self) -> str:
+        return self.stack.database_url or f"sqlite:///{self.stack.var_dir / 'shangliang.db'}"
+
+    def post_json(self, url: str, payload: dict[str, Any], timeout: float = 60.0) -> Any:
+        request = urllib.request.Request(
+            url, data=json.dumps(payload, ensure_ascii=False).encode("utf-8"),
+            headers={"Content-Type": "application/json"}, method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
+            return json.loads(resp.read().decode("utf-8"))
+
+    def get_json(self, url: str, timeout: float = 30.0) -> Any:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return json.loads(resp.read().decode("utf-8"))
+
+    def send(self, sender: str, text: str, metadata: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """One user turn through Rasa's REST channel; returns the bot's messages."""
+        payload: dict[str, Any] = {"sender": sender, "message": text}
+        if metadata:
+            payload["metadata"] = metadata
+        return self.post_json(f"{self.rasa_url}/webhooks/rest/webhook", payload)
+
+    def say(self, sender: str, text: str) -> list[str]:
+        """The bot's text replies to one user turn."""
+        return [m["text"] for m in self.send(sender, text) if m.get("text")]
+
+    def logs(self, name: str) -> str:
+        return self.stack.tail(name, lines=200)
