@@ -5,7 +5,10 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 # Rasa 3.6 needs Python 3.10: take python3.10 from PATH, else pyenv's.
-PYTHON310 ?= $(shell command -v python3.10 2>/dev/null || ls -d $(HOME)/.pyenv/versions/3.10*/bin/python 2>/dev/null | tail -n 1)
+# (pyenv's shim for python3.10 exists but fails when 3.10 is not the active version, so each candidate is run.)
+PYTHON310 ?= $(shell for c in $$(ls -d $(HOME)/.pyenv/versions/3.10*/bin/python 2>/dev/null | sort -rV) \
+	$$(command -v python3.10 2>/dev/null); do "$$c" -c 'import sys; assert sys.version_info[:2] == (3, 10)' \
+	2>/dev/null && { echo "$$c"; break; }; done)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat constraints.txt pyproject.toml 2>/dev/null | sha256sum | cut -c1-12)

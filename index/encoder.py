@@ -29,6 +29,9 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
+# transformers would otherwise import TensorFlow (installed for Rasa): seconds and memory for nothing.
+os.environ.setdefault("USE_TF", "0")
+
 
 def _configure_torch_threads() -> None:
     """Follow OMP_NUM_THREADS (the team runs with 1 on this 2-core machine)."""
@@ -37,6 +40,24 @@ def _configure_torch_threads() -> None:
     value = os.environ.get("OMP_NUM_THREADS")
     if value and value.isdigit() and int(value) > 0 and torch.get_num_threads() != int(value):
         torch.set_num_threads(int(value))
+
+
+def quantize_feed_forward(model: Any) -> Any:
+    """Dynamic int8 (per-channel weights) for the feed-forward Linear layers only.
+
+    Measured on e5-small here (`bench encoder --compare-int8`): quantising every Linear per-tensor
+    is ~1.6x faster but agrees with fp32 at mean cosine 0.982 only; feed-forward-only per-channel
+    keeps ~0.990 at ~1.4x. Attention projections stay fp32. Off by default (`encoder.quantize`).
+    """
+    import torch
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    spec = {
+        name: per_channel_dynamic_qconfig
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear) and ".attention." not in name and "pooler" not in name
+    }
+    return quantize_dynamic(model, qconfig_spec=spec, dtype=torch.qint8)
 
 
 def clean_text(text: str | None) -> str:
@@ -55,7 +76,6 @@ class Encoder:
         batch_size: int = 32,
         quantize: bool = False,
     ) -> None:
-        import torch
         from sentence_transformers import SentenceTransformer
 
         _configure_torch_threads()
@@ -74,10 +94,7 @@ class Encoder:
         self.model.max_seq_length = self.max_seq_length
         self.model.eval()
         if self.quantized:
-            # int8 weights for every nn.Linear; activations are quantised on the fly per batch.
-            self.model[0].auto_model = torch.ao.quantization.quantize_dynamic(
-                self.model[0].auto_model, {torch.nn.Linear}, dtype=torch.qint8
-            )
+            self.model[0].auto_model = quantize_feed_forward(self.model[0].auto_model)
         dim = self.model.get_sentence_embedding_dimension()
         if not dim:
             dim = int(self.model.encode(["dim"], convert_to_numpy=True).shape[1])
@@ -107,14 +124,19 @@ class Encoder:
         out = np.zeros((n, self.dim), dtype=np.float32)
         if n == 0:
             return out
-        enc = self.tokenizer(self.prepare(texts), truncation=True, max_length=self.max_seq_length)
-        ids = enc["input_ids"]
-        order = sorted(range(n), key=lambda i: len(ids[i]))
+        prepared = self.prepare(texts)
+        lengths = [len(ids) for ids in self.token_ids(texts)]
+        order = sorted(range(n), key=lambda i: lengths[i])
         with torch.inference_mode():
             for start in range(0, n, self.batch_size):
                 chunk = order[start: start + self.batch_size]
-                features = self.tokenizer.pad(
-                    {key: [enc[key][i] for i in chunk] for key in enc.keys()}, return_tensors="pt"
+                # Re-tokenising a batch is cheaper than padding a fast tokenizer's output by hand.
+                features = self.tokenizer(
+                    [prepared[i] for i in chunk],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_seq_length,
+                    return_tensors="pt",
                 )
                 emb = self.model(dict(features))["sentence_embedding"]
                 out[chunk] = emb.float().numpy()

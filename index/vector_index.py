@@ -89,6 +89,18 @@ class VectorIndex:
         """Live submission ids."""
         return self._ids[self._alive].copy()
 
+    def memory_bytes(self) -> int:
+        """Bytes held by the FAISS structures and the metadata arrays (vectors + graph links)."""
+        if self._index is None:
+            return 0
+        n, total = self._index.ntotal, 0
+        total += n * (self.dim or 0) * 4
+        if isinstance(self._index, faiss.IndexHNSW):
+            hnsw = self._index.hnsw
+            total += hnsw.neighbors.size() * 4 + hnsw.offsets.size() * 8 + hnsw.levels.size() * 4
+        total += self._ids.nbytes + self._jur.nbytes + self._time.nbytes + self._alive.nbytes
+        return int(total + len(self._pos) * 100)  # the id -> position dict, roughly
+
     def _new_index(self, hnsw: bool) -> faiss.Index:
         assert self.dim is not None
         if not hnsw:
@@ -256,7 +268,7 @@ class VectorIndex:
     def _hits(self, scores: np.ndarray, labels: np.ndarray) -> list[Hit]:
         return [
             Hit(int(self._ids[label]), float(score))
-            for score, label in zip(scores, labels)
+            for score, label in zip(scores, labels, strict=False)
             if label >= 0 and self._alive[label]
         ]
 

@@ -1,0 +1,1 @@
+"""Routing: member directory, rules (topic x area x sector -> committee + members) and dispatch."""

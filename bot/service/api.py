@@ -1,0 +1,213 @@
+"""REST API under /api/v1 (see docs/ARCHITECTURE.md): submissions, cases, handoffs, analyze."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from aiohttp import web
+from sqlalchemy.orm import Session
+
+from bot.service.auth import require_token
+from bot.service.errors import ApiError
+from bot.service.intake import IntakePipeline, parse_submission
+from bot.service.keys import PIPELINE, SETTINGS
+from bot.service.pseudonym import pseudonymise
+from bot.service.textinfo import analyze
+from bot.service.validation import channel_name, optional_str, read_json
+from bot.storage import repository
+from bot.storage.models import CASE_STATUS_LABELS, Case, Submission
+
+T = TypeVar("T")
+
+
+HANDOFF_MESSAGE = "已为您转接人工，工作人员会在工作时间尽快联系您。您也可以继续在这里留言。"
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=lambda obj: json.dumps(obj, ensure_ascii=False))
+
+
+async def _blocking(func: Callable[..., T], *args: Any) -> T:
+    """Database and model work runs in the thread pool so the event loop keeps answering."""
+    return await asyncio.get_running_loop().run_in_executor(None, functools.partial(func, *args))
+
+
+def _max_body(request: web.Request) -> int:
+    return int(request.app[SETTINGS]["service"].get("max_body_bytes", 262144))
+
+
+def _max_chars(request: web.Request) -> int:
+    return int(request.app[SETTINGS]["service"].get("max_text_chars", 5000))
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat(timespec="seconds") + "Z" if value is not None else None
+
+
+def case_view(pipeline: IntakePipeline, session: Session, case: Case) -> dict[str, Any]:
+    """A case as residents may see it: no contact data, no sender ids."""
+    event = repository.last_update(session, case)
+    return {
+        "case_number": case.number,
+        "status": case.status,
+        "status_label": CASE_STATUS_LABELS.get(case.status, case.status),
+        "title": case.title,
+        "summary": case.summary,
+        "topic": pipeline.topic_view(case),
+        "supporters": int(case.supporter_count),
+        "place": case.place,
+        "created_at": _iso(case.created_at),
+        "updated_at": _iso(case.updated_at),
+        "last_update": {"time": _iso(event.created_at), "note": event.note} if event else None,
+    }
+
+
+def _submission_id(request: web.Request) -> int:
+    try:
+        return int(request.match_info["id"])
+    except ValueError as exc:
+        raise ApiError("submission_not_found") from exc
+
+
+async def create_submission(request: web.Request) -> web.Response:
+    payload = await read_json(request, _max_body(request))
+    req = parse_submission(payload, _max_chars(request))
+    result, status = await _blocking(request.app[PIPELINE].submit, req)
+    return _json(result, status)
+
+
+async def merge_submission(request: web.Request) -> web.Response:
+    submission_id = _submission_id(request)
+    payload = await read_json(request, _max_body(request))
+    number = optional_str(payload, "case_number", 40, "案件编号")
+    if not number:
+        raise ApiError("case_not_found")
+    pipeline = request.app[PIPELINE]
+
+    def run() -> dict[str, Any]:
+        with pipeline.session_factory() as session:
+            submission = session.get(Submission, submission_id)
+            if submission is None:
+                raise ApiError("submission_not_found")
+            target = repository.get_case_by_number(session, number)
+            if target is None:
+                raise ApiError("case_not_found")
+            case = repository.merge_submission(session, submission_id, target.id)
+            session.commit()
+            return {"case_number": case.number, "supporters": int(case.supporter_count)}
+
+    return _json(await _blocking(run))
+
+
+async def keep_submission(request: web.Request) -> web.Response:
+    submission_id = _submission_id(request)
+    pipeline = request.app[PIPELINE]
+
+    def run() -> dict[str, Any]:
+        with pipeline.session_factory() as session:
+            if session.get(Submission, submission_id) is None:
+                raise ApiError("submission_not_found")
+            submission = repository.keep_submission(session, submission_id)
+            case = repository.live_case(session, session.get(Case, submission.case_id))
+            session.commit()
+            return {"case_number": case.number, "decision": "kept"}
+
+    return _json(await _blocking(run))
+
+
+async def get_case(request: web.Request) -> web.Response:
+    number = request.match_info["number"]
+    pipeline = request.app[PIPELINE]
+
+    def run() -> dict[str, Any]:
+        with pipeline.session_factory() as session:
+            case = repository.get_case_by_number(session, number)
+            if case is None:
+                raise ApiError("case_not_found")
+            return case_view(pipeline, session, case)
+
+    return _json(await _blocking(run))
+
+
+async def list_cases(request: web.Request) -> web.Response:
+    sender = (request.query.get("sender") or "").strip()
+    if not sender:
+        raise ApiError("missing_sender")
+    channel = channel_name(dict(request.query))
+    pipeline = request.app[PIPELINE]
+    pseudonym = pseudonymise(channel, sender)
+
+    def run() -> dict[str, Any]:
+        with pipeline.session_factory() as session:
+            cases = repository.cases_for_sender(session, pseudonym, channel)
+            return {"cases": [case_view(pipeline, session, c) for c in cases]}
+
+    return _json(await _blocking(run))
+
+
+async def update_case(request: web.Request) -> web.Response:
+    require_token(request)
+    number = request.match_info["number"]
+    payload = await read_json(request, _max_body(request))
+    status = optional_str(payload, "status", 20, "状态")
+    if status is not None and status not in CASE_STATUS_LABELS:
+        raise ApiError("invalid_status")
+    note = optional_str(payload, "note", 2000, "备注")
+    actor = optional_str(payload, "actor", 100, "操作人")
+    pipeline = request.app[PIPELINE]
+
+    def run() -> dict[str, Any]:
+        with pipeline.session_factory() as session:
+            case = repository.get_case_by_number(session, number)
+            if case is None:
+                raise ApiError("case_not_found")
+            repository.update_case(session, case, status=status, note=note, actor=actor)
+            session.commit()
+            return case_view(pipeline, session, case)
+
+    return _json(await _blocking(run))
+
+
+async def create_handoff(request: web.Request) -> web.Response:
+    payload = await read_json(request, _max_body(request))
+    channel = channel_name(payload)
+    sender = optional_str(payload, "sender", 256, "sender")
+    text = optional_str(payload, "text", _max_chars(request), "内容")
+    reason = optional_str(payload, "reason", 30, "reason") or "requested"
+    pipeline = request.app[PIPELINE]
+    pseudonym = pseudonymise(channel, sender) if sender else None
+
+    def run() -> dict[str, Any]:
+        with pipeline.session_factory() as session:
+            handoff = repository.create_handoff(session, channel=channel, sender=pseudonym, text=text,
+                                                reason=reason)
+            session.commit()
+            return {"id": handoff.id, "message": HANDOFF_MESSAGE}
+
+    return _json(await _blocking(run), 201)
+
+
+async def analyze_text(request: web.Request) -> web.Response:
+    payload = await read_json(request, _max_body(request))
+    text = payload.get("text")
+    if not isinstance(text, str):
+        raise ApiError("invalid_field", "“text”应是文字。")
+    if len(text) > _max_chars(request):
+        raise ApiError("text_too_long", limit=_max_chars(request))
+    # An empty or emoji-only opener is simply vague here: the dialogue asks what happened.
+    return _json(analyze(text))
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/api/v1/submissions", create_submission)
+    app.router.add_post("/api/v1/submissions/{id}/merge", merge_submission)
+    app.router.add_post("/api/v1/submissions/{id}/keep", keep_submission)
+    app.router.add_get("/api/v1/cases", list_cases)
+    app.router.add_get("/api/v1/cases/{number}", get_case)
+    app.router.add_patch("/api/v1/cases/{number}", update_case)
+    app.router.add_post("/api/v1/handoffs", create_handoff)
+    app.router.add_post("/api/v1/analyze", analyze_text)

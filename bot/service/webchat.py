@@ -1,0 +1,88 @@
+"""The web chat page (GET /chat) and its proxy to Rasa's REST channel (POST /chat/send)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from bot.service.errors import ApiError
+from bot.service.keys import SETTINGS
+from bot.service.validation import read_json
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).resolve().parent
+TEMPLATES = HERE / "templates"
+STATIC = HERE / "static"
+_SENDER = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+MAX_MESSAGE_CHARS = 2000
+CLIENT = web.AppKey("rasa_client", aiohttp.ClientSession)
+
+
+async def chat_page(request: web.Request) -> web.Response:
+    html = (TEMPLATES / "chat.html").read_text(encoding="utf-8")
+    return web.Response(text=html, content_type="text/html", charset="utf-8",
+                        headers={"Cache-Control": "no-cache"})
+
+
+async def index(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/chat")
+
+
+async def send(request: web.Request) -> web.Response:
+    """Forward one message to Rasa and return its replies: [{"text"?, "image"?, "buttons"?}]."""
+    payload = await read_json(request, 64 * 1024)
+    sender = payload.get("sender")
+    message = payload.get("message")
+    if not isinstance(sender, str) or not _SENDER.match(sender):
+        raise ApiError("invalid_field", "会话标识不正确，请刷新页面后再试。")
+    if not isinstance(message, str) or not message.strip():
+        raise ApiError("empty_text", "请先输入想说的话。")
+    if len(message) > MAX_MESSAGE_CHARS:
+        raise ApiError("text_too_long", limit=MAX_MESSAGE_CHARS)
+    url = str(request.app[SETTINGS]["rasa"]["url"]).rstrip("/") + "/webhooks/rest/webhook"
+    try:
+        async with request.app[CLIENT].post(url, json={"sender": f"web-{sender}", "message": message}) as resp:
+            if resp.status != 200:
+                log.warning("Rasa answered HTTP %d", resp.status)
+                raise ApiError("rasa_unavailable")
+            replies = await resp.json(content_type=None)
+    except (aiohttp.ClientError, TimeoutError, json.JSONDecodeError) as exc:
+        log.warning("Rasa unreachable: %s", type(exc).__name__)
+        raise ApiError("rasa_unavailable") from exc
+    return web.json_response({"replies": [_reply(r) for r in replies or [] if isinstance(r, dict)]},
+                             dumps=lambda obj: json.dumps(obj, ensure_ascii=False))
+
+
+def _reply(raw: dict[str, Any]) -> dict[str, Any]:
+    """Only what the page renders: text, an image URL, buttons (title + payload)."""
+    out: dict[str, Any] = {}
+    if isinstance(raw.get("text"), str):
+        out["text"] = raw["text"]
+    if isinstance(raw.get("image"), str):
+        out["image"] = raw["image"]
+    buttons = raw.get("buttons")
+    if isinstance(buttons, list):
+        out["buttons"] = [{"title": str(b.get("title", "")), "payload": str(b.get("payload", b.get("title", "")))}
+                          for b in buttons if isinstance(b, dict)]
+    return out
+
+
+async def _client_ctx(app: web.Application):  # type: ignore[no-untyped-def]
+    app[CLIENT] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+    yield
+    await app[CLIENT].close()
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/", index)
+    app.router.add_get("/chat", chat_page)
+    app.router.add_post("/chat/send", send)
+    app.router.add_static("/static/", STATIC, name="static")
+    app.cleanup_ctx.append(_client_ctx)

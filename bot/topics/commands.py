@@ -1,0 +1,120 @@
+"""CLI: `shangliang train-topics` and `shangliang eval topics`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+from bot.config import var_dir
+
+log = logging.getLogger(__name__)
+
+
+def register(sub, groups) -> None:
+    train = sub.add_parser("train-topics", help="train the topic classifier (cached by training-data hash)")
+    train.add_argument("--force", action="store_true", help="retrain even when a cached model matches")
+    train.add_argument("--no-embeddings", action="store_true", help="lexical features only")
+    train.add_argument("--no-db", action="store_true", help="ignore labelled submissions in the database")
+    train.set_defaults(func=cmd_train)
+
+    ev = groups["eval"].add_parser("topics", help="topic classifier: accuracy, macro-F1, confusion matrix")
+    ev.add_argument("--train", required=True, help="labelled JSONL (id, title?, text, label)")
+    ev.add_argument("--test", help="labelled JSONL to test on; without it use --cv on --train")
+    ev.add_argument("--cv", type=int, default=0, help="k-fold cross-validation on --train")
+    ev.add_argument("--unlabeled", help="unlabelled JSONL (title?, text) for vocabulary and self-training")
+    ev.add_argument("--gov-taxonomy", help="category-system JSON (level1 -> level2 -> [level3]): its names "
+                                         "become one prototype example per matching label")
+    ev.add_argument("--map-labels", action="store_true",
+                    help="map labels onto the product taxonomy (label_map in taxonomy.yml) first")
+    ev.add_argument("--no-embeddings", action="store_true", help="lexical features only")
+    ev.add_argument("--png", help="confusion-matrix image (default var/eval/topics_confusion.png)")
+    ev.set_defaults(func=cmd_eval)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from bot.topics.service import train_classifier
+
+    started = time.time()
+    if args.no_db:
+        model, cached = train_classifier(None, use_embeddings=not args.no_embeddings, force=args.force)
+    else:
+        from bot.storage.db import session_scope
+
+        with session_scope() as session:
+            model, cached = train_classifier(session, use_embeddings=not args.no_embeddings, force=args.force)
+    print(json.dumps({"labels": len(model.classes_), "hash": model.data_hash, "cached": cached,
+                      "embeddings": model.uses_embeddings, "seconds": round(time.time() - started, 1)},
+                     ensure_ascii=False))
+    return 0
+
+
+def _dataset(path: str, map_labels: bool, use_embeddings: bool):
+    from bot.topics.data import labelled_from_jsonl
+    from bot.topics.embeddings import embed_texts
+    from bot.topics.evaluate import Dataset
+    from bot.topics.taxonomy import default_taxonomy
+
+    examples = labelled_from_jsonl(path)
+    labels = [e.label for e in examples]
+    if map_labels:
+        taxonomy = default_taxonomy()
+        labels = [taxonomy.map_label(label) or taxonomy.fallback for label in labels]
+    texts = [e.text for e in examples]
+    return Dataset(texts, labels, embed_texts(texts) if use_embeddings else None)
+
+
+def _prototypes(path: str, labels: set[str], use_embeddings: bool):
+    """One example per label from the category system's level-2 and level-3 names."""
+    from bot.topics.embeddings import embed_texts
+    from bot.topics.evaluate import Dataset
+
+    tree = json.loads(Path(path).read_text(encoding="utf-8"))
+    texts, out_labels = [], []
+    for level1, children in tree.items():
+        if level1 not in labels:
+            continue
+        names = [level1]
+        for level2, level3 in children.items():
+            names.append(level2)
+            names.extend(x for x in level3 if x != "其他")
+        texts.append("，".join(dict.fromkeys(n for n in names if n != "其他")))
+        out_labels.append(level1)
+    return Dataset(texts, out_labels, embed_texts(texts) if use_embeddings and texts else None)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from bot.topics.data import message_text, read_jsonl
+    from bot.topics.evaluate import Unlabeled, cross_validate, save_confusion_png, train_test
+
+    if not args.test and args.cv < 2:
+        raise SystemExit("give --test B.jsonl, or --cv K (K >= 2) to cross-validate on --train")
+    started = time.time()
+    use_emb = not args.no_embeddings
+    train = _dataset(args.train, args.map_labels, use_emb)
+    if train.vectors is None:
+        use_emb = False
+    extra = _prototypes(args.gov_taxonomy, set(train.labels), use_emb) if args.gov_taxonomy else None
+    unlabeled = None
+    if args.unlabeled:
+        texts = [message_text(r["text"], r.get("title")) for r in read_jsonl(args.unlabeled)]
+        # Lexical only: encoding thousands of long unlabelled texts costs many minutes on 2 cores.
+        unlabeled = Unlabeled(texts, None)
+    if args.test:
+        test = _dataset(args.test, args.map_labels, use_emb)
+        result = train_test(train, test, extra=extra, unlabeled=unlabeled)
+        result["mode"] = "train_test"
+    else:
+        result = cross_validate(train, folds=args.cv, extra=extra, unlabeled=unlabeled)
+        result["mode"] = f"cv{args.cv}"
+    png = Path(args.png) if args.png else var_dir() / "eval" / "topics_confusion.png"
+    font = save_confusion_png(result, png)
+    result.update({"embeddings": use_emb, "self_training": bool(unlabeled), "prototypes": bool(extra),
+                   "confusion_png": str(png), "cjk_font": font, "seconds": round(time.time() - started, 1)})
+    print(f"accuracy {result['accuracy']:.4f}  macro-F1 {result['macro_f1']:.4f}")
+    for label, f1 in result["per_class_f1"].items():
+        print(f"  {label:<12} F1 {f1:.4f}")
+    print(json.dumps(result, ensure_ascii=False))
+    return 0

@@ -1,0 +1,145 @@
+"""Evaluate the topic classifier: train/test split or k-fold cross-validation, metrics, confusion PNG."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+from sklearn.model_selection import StratifiedKFold
+
+from bot.topics.classifier import ClassifierConfig, TopicClassifier
+
+log = logging.getLogger(__name__)
+
+CJK_FONT_NAMES = ["WenQuanYi Micro Hei", "Noto Sans CJK SC", "Noto Sans CJK JP", "Source Han Sans SC",
+                  "SimHei", "Microsoft YaHei", "PingFang SC", "AR PL UMing CN"]
+
+
+@dataclass
+class Dataset:
+    texts: list[str]
+    labels: list[str]
+    vectors: np.ndarray | None = None
+
+
+@dataclass
+class Unlabeled:
+    texts: list[str]
+    vectors: np.ndarray | None = None
+
+
+def metrics(y_true: Sequence[str], y_pred: Sequence[str], labels: list[str]) -> dict:
+    per_class = f1_score(y_true, y_pred, labels=labels, average=None, zero_division=0)
+    return {
+        "n": len(y_true),
+        "accuracy": round(float(accuracy_score(y_true, y_pred)), 4),
+        "macro_f1": round(float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)), 4),
+        "per_class_f1": {label: round(float(f), 4) for label, f in zip(labels, per_class, strict=False)},
+        "labels": labels,
+        "confusion": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+    }
+
+
+def _fit(train: Dataset, extra: Dataset | None, unlabeled: Unlabeled | None,
+         config: ClassifierConfig) -> TopicClassifier:
+    texts, labels, vectors = list(train.texts), list(train.labels), train.vectors
+    if extra is not None and extra.texts:
+        texts += extra.texts
+        labels += extra.labels
+        vectors = None if vectors is None or extra.vectors is None else np.vstack([vectors, extra.vectors])
+    return TopicClassifier(config=config).fit(
+        texts, labels, vectors,
+        unlabeled_texts=unlabeled.texts if unlabeled else (),
+        unlabeled_vectors=unlabeled.vectors if unlabeled else None,
+    )
+
+
+def _predict(model: TopicClassifier, data: Dataset) -> list[str]:
+    return [ranked[0][0] for ranked in model.predict(data.texts, data.vectors)]
+
+
+def train_test(train: Dataset, test: Dataset, extra: Dataset | None = None,
+               unlabeled: Unlabeled | None = None, config: ClassifierConfig | None = None) -> dict:
+    model = _fit(train, extra, unlabeled, config or ClassifierConfig())
+    labels = sorted(set(train.labels) | set(test.labels))
+    return metrics(test.labels, _predict(model, test), labels)
+
+
+def cross_validate(data: Dataset, folds: int = 5, extra: Dataset | None = None,
+                   unlabeled: Unlabeled | None = None, config: ClassifierConfig | None = None,
+                   seed: int = 0) -> dict:
+    """Stratified k-fold: every text is predicted by a model that never saw it; the extra examples and
+    unlabelled texts join every training fold only."""
+    y = np.asarray(data.labels, dtype=object)
+    predicted = np.empty(len(y), dtype=object)
+    fold_f1 = []
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    labels = sorted(set(data.labels))
+    for i, (tr, te) in enumerate(splitter.split(np.zeros(len(y)), y)):
+        sub = lambda idx: Dataset(  # noqa: E731
+            [data.texts[j] for j in idx], [data.labels[j] for j in idx],
+            None if data.vectors is None else data.vectors[idx],
+        )
+        model = _fit(sub(tr), extra, unlabeled, config or ClassifierConfig())
+        predicted[te] = _predict(model, sub(te))
+        fold_f1.append(round(float(f1_score(y[te], predicted[te], labels=labels, average="macro",
+                                            zero_division=0)), 4))
+        log.info("fold %d/%d macro-F1 %.4f", i + 1, folds, fold_f1[-1])
+    result = metrics(list(y), list(predicted), labels)
+    result["folds"] = folds
+    result["fold_macro_f1"] = fold_f1
+    return result
+
+
+def find_cjk_font() -> str | None:
+    """A font file on this machine that can draw Chinese, or None."""
+    from matplotlib import font_manager
+
+    for font in font_manager.fontManager.ttflist:
+        if font.name in CJK_FONT_NAMES:
+            return font.fname
+    for path in ("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
+                 "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"):
+        if Path(path).exists():
+            return path
+    return None
+
+
+def save_confusion_png(result: dict, path: Path, title: str = "Topic confusion matrix") -> str | None:
+    """Draw the confusion matrix with Chinese labels. Returns the font used (None: labels may show as
+    boxes because no CJK font was found; install fonts-wqy-microhei or fonts-noto-cjk)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib import font_manager
+
+    font_path = find_cjk_font()
+    prop = None
+    if font_path:
+        font_manager.fontManager.addfont(font_path)
+        prop = font_manager.FontProperties(fname=font_path)
+    labels = result["labels"]
+    cm = np.asarray(result["confusion"])
+    fig, ax = plt.subplots(figsize=(1.1 * len(labels) + 3, 1.0 * len(labels) + 2.5))
+    ax.imshow(cm, cmap="Blues")
+    ax.set_xticks(range(len(labels)))
+    ax.set_yticks(range(len(labels)))
+    ax.set_xticklabels(labels, rotation=45, ha="right", fontproperties=prop)
+    ax.set_yticklabels(labels, fontproperties=prop)
+    ax.set_xlabel("预测 predicted", fontproperties=prop)
+    ax.set_ylabel("真实 true", fontproperties=prop)
+    ax.set_title(f"{title} (macro-F1 {result['macro_f1']:.3f})", fontproperties=prop)
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            ax.text(j, i, str(cm[i, j]), ha="center", va="center",
+                    color="white" if cm[i, j] > cm.max() / 2 else "black")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return font_path

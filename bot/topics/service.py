@@ -1,0 +1,97 @@
+"""The product classifier at run time: trained from nlu_data/topics + labelled history, cached under
+var/models/topics by a hash of its training data, and applied to cases."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from bot.config import settings, var_dir
+from bot.topics.classifier import Ranked, TopicClassifier, training_hash
+from bot.topics.data import Example, labelled_from_db, load_examples
+from bot.topics.embeddings import embed_texts
+from bot.topics.taxonomy import Taxonomy, default_taxonomy
+
+log = logging.getLogger(__name__)
+_lock = threading.Lock()
+_cached: TopicClassifier | None = None
+
+
+@dataclass
+class TopicResult:
+    topic: str
+    name: str
+    confidence: float
+    needs_review: bool
+    ranked: Ranked
+
+
+def review_below() -> float:
+    return float(settings().get("topics", {}).get("review_below", 0.5))
+
+
+def training_examples(session=None, taxonomy: Taxonomy | None = None) -> list[Example]:
+    taxonomy = taxonomy or default_taxonomy()
+    examples = load_examples(taxonomy)
+    if session is not None:
+        examples += labelled_from_db(session, taxonomy)
+    return examples
+
+
+def train_classifier(session=None, use_embeddings: bool = True, force: bool = False) -> tuple[TopicClassifier, bool]:
+    """Train (or load the cached model for the same data). Returns (model, loaded_from_cache)."""
+    global _cached
+    examples = training_examples(session)
+    texts = [e.text for e in examples]
+    labels = [e.label for e in examples]
+    vectors = embed_texts(texts) if use_embeddings else None
+    key = training_hash(texts, labels, extra=f"emb={vectors is not None}")
+    path = var_dir() / "models" / "topics" / f"topics-{key}.pkl"
+    if path.exists() and not force:
+        model = TopicClassifier.load(path)
+        _cached = model
+        return model, True
+    model = TopicClassifier().fit(texts, labels, vectors)
+    model.data_hash = key
+    model.save(path)
+    (path.parent / "current").write_text(path.name, encoding="utf-8")
+    _cached = model
+    log.info("topic classifier trained on %d examples (%d labels), saved to %s", len(texts), len(set(labels)), path)
+    return model, False
+
+
+def get_classifier(session=None) -> TopicClassifier:
+    """The process-wide classifier: the last trained model on disk, else trained now."""
+    global _cached
+    with _lock:
+        if _cached is not None:
+            return _cached
+        pointer = var_dir() / "models" / "topics" / "current"
+        if pointer.exists():
+            path = pointer.parent / pointer.read_text(encoding="utf-8").strip()
+            if path.exists():
+                _cached = TopicClassifier.load(path)
+                return _cached
+        model, _ = train_classifier(session)
+        return model
+
+
+def reset_classifier() -> None:
+    global _cached
+    _cached = None
+
+
+def classify(text: str, vector: np.ndarray | None = None, session=None) -> TopicResult:
+    """Rank topics for one concern; flags it for staff review when the top confidence is low."""
+    model = get_classifier(session)
+    vectors = None
+    if vector is not None and model.uses_embeddings:
+        vectors = np.asarray(vector, dtype=np.float32).reshape(1, -1)
+    ranked = model.predict([text], vectors)[0]
+    topic, confidence = ranked[0]
+    taxonomy = default_taxonomy()
+    return TopicResult(topic=topic, name=taxonomy.name(topic), confidence=confidence,
+                       needs_review=confidence < review_below(), ranked=ranked)

@@ -1,0 +1,131 @@
+"""`shangliang calibrate dedup`: fit the same-issue model and write index/calibration.json.
+
+Training pairs are what the product actually re-checks: for each message of the cluster file,
+its nearest earlier messages by cosine (label: same cluster). General-domain pairs (`--pairs`)
+can be added. A logistic regression on `index.features.FEATURE_NAMES` gives the weights; the
+merge threshold is the lowest probability whose merges reach `--merge-precision` on the training
+candidates, the ask threshold the one reaching `--ask-precision`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from index.dedup import CALIBRATION_FILE, DEFAULT_CALIBRATION
+from index.evaluate import Encode, embed_cached, message_text, parse_time
+from index.features import FEATURE_NAMES, pair_features, profile
+
+
+def _sha(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def cluster_pairs(messages: list[dict[str, Any]], vectors: np.ndarray, k: int = 10,
+                  min_cosine: float = 0.80) -> tuple[list[list[float]], list[int]]:
+    """Features and labels of (message, earlier neighbour) pairs as the detector would see them."""
+    order = sorted(range(len(messages)), key=lambda i: (str(messages[i].get("time") or ""), i))
+    X: list[list[float]] = []
+    y: list[int] = []
+    for r, i in enumerate(order):
+        earlier = order[:r]
+        if not earlier:
+            continue
+        sims = vectors[earlier] @ vectors[i]
+        for j in np.argsort(-sims)[:k]:
+            cosine = float(sims[j])
+            if cosine < min_cosine:
+                continue
+            other = earlier[int(j)]
+            a, b = messages[i], messages[other]
+            gap = None
+            ta, tb = parse_time(a.get("time")), parse_time(b.get("time"))
+            if ta and tb:
+                gap = abs((ta - tb).total_seconds()) / 86400
+            X.append(pair_features(profile(message_text(a), a.get("place")),
+                                   profile(message_text(b), b.get("place")), cosine, gap))
+            y.append(int(a.get("label") is not None and a.get("label") == b.get("label")))
+    return X, y
+
+
+def text_pairs(pairs: list[dict[str, Any]], encode: Encode, model_name: str) -> tuple[list[list[float]], list[int]]:
+    a = embed_cached(encode, [str(p["a"]) for p in pairs], model_name)
+    b = embed_cached(encode, [str(p["b"]) for p in pairs], model_name)
+    cos = np.einsum("ij,ij->i", a, b)
+    X = [pair_features(profile(str(p["a"])), profile(str(p["b"])), float(c)) for p, c in zip(pairs, cos, strict=False)]
+    return X, [int(p["label"]) for p in pairs]
+
+
+def threshold_for_precision(probs: np.ndarray, labels: np.ndarray, target: float, floor: float) -> float:
+    """Lowest probability cut whose positives reach `target` precision (never below `floor`)."""
+    order = np.argsort(-probs)
+    tp = np.cumsum(labels[order])
+    precision = tp / np.arange(1, len(order) + 1)
+    ok = np.flatnonzero(precision >= target)
+    if ok.size == 0:
+        return 0.99
+    # The last rank at which precision still meets the target.
+    return float(max(floor, probs[order][ok[-1]]))
+
+
+def fit(X: list[list[float]], y: list[int], merge_precision: float = 0.97,
+        ask_precision: float = 0.6, C: float = 1.0) -> dict[str, Any]:
+    from sklearn.linear_model import LogisticRegression
+
+    Xa, ya = np.asarray(X, np.float64), np.asarray(y, np.int64)
+    if len(set(ya.tolist())) < 2:
+        raise ValueError("calibration needs both same-issue and different-issue pairs")
+    model = LogisticRegression(C=C, max_iter=2000)
+    model.fit(Xa, ya)
+    probs = model.predict_proba(Xa)[:, 1]
+    merge = threshold_for_precision(probs, ya, merge_precision, 0.5)
+    ask = min(threshold_for_precision(probs, ya, ask_precision, 0.2), merge)
+    return {
+        "features": list(FEATURE_NAMES),
+        "weights": [round(float(w), 5) for w in model.coef_[0]],
+        "intercept": round(float(model.intercept_[0]), 5),
+        "merge_threshold": round(merge, 4),
+        "ask_threshold": round(ask, 4),
+        "training_pairs": int(len(ya)),
+        "training_positives": int(ya.sum()),
+    }
+
+
+def calibrate(clusters: list[dict[str, Any]] | None, pairs: list[dict[str, Any]] | None,
+              encode: Encode, model_name: str, *, sources: dict[str, str],
+              notes: dict[str, Any] | None = None,
+              out: Path = CALIBRATION_FILE, merge_precision: float = 0.97,
+              ask_precision: float = 0.6) -> dict[str, Any]:
+    X: list[list[float]] = []
+    y: list[int] = []
+    if clusters:
+        vectors = embed_cached(encode, [message_text(m) for m in clusters], model_name)
+        cx, cy = cluster_pairs(clusters, vectors, min_cosine=float(DEFAULT_CALIBRATION["min_cosine"]))
+        X += cx
+        y += cy
+    if pairs:
+        px, py = text_pairs(pairs, encode, model_name)
+        X += px
+        y += py
+    result = {
+        **{k: DEFAULT_CALIBRATION[k] for k in ("min_cosine", "window_days")},
+        **fit(X, y, merge_precision, ask_precision),
+        "encoder": model_name,
+        "data": {
+            **{name: {"file": Path(path).name, "sha256_16": _sha(path)} for name, path in sources.items()},
+            **(notes or {}),
+        },
+        "merge_precision_target": merge_precision,
+        "ask_precision_target": ask_precision,
+        "fitted_at": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
+        "source": "shangliang calibrate dedup",
+    }
+    out.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return result
+
+

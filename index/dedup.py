@@ -1,0 +1,167 @@
+"""Is a new concern one already reported? Neighbours from the index, re-checked, calibrated.
+
+The index proposes the nearest past concerns (e5 cosines alone cannot separate "same noise
+source" from "another noise source": both sit around 0.9). Each candidate is re-checked with the
+anchors in `index.features` and scored by a logistic model whose parameters live in
+`index/calibration.json` (fitted by `shangliang calibrate dedup`; built-in defaults otherwise).
+Three outcomes: merge automatically (high probability), ask the resident (middle), new case.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from index.features import FEATURE_NAMES, pair_features, profile, shared_anchors
+
+log = logging.getLogger(__name__)
+
+CALIBRATION_FILE = Path(__file__).resolve().parent / "calibration.json"
+
+# Hand-set defaults (used when no calibration file exists): the same place and the same facility
+# weigh most; a different named place weighs strongly against.
+DEFAULT_CALIBRATION: dict[str, Any] = {
+    "features": list(FEATURE_NAMES),
+    "weights": [1.5, 2.5, -2.5, 0.3, -1.0, 1.5, 0.8, 0.6, 3.0, 4.0, -0.15],
+    "intercept": -3.5,
+    "merge_threshold": 0.85,
+    "ask_threshold": 0.5,
+    "min_cosine": 0.80,
+    # Only neighbours this close to the best cosine are re-checked (bounds latency; e5's band is narrow).
+    "recheck_margin": 0.06,
+    "max_recheck": 10,
+    "window_days": 180,
+    "source": "built-in defaults",
+}
+
+
+@dataclass(frozen=True)
+class PastConcern:
+    submission_id: int
+    case_id: int
+    text: str
+    place: str | None = None
+    created_at: datetime | None = None
+
+
+@dataclass
+class Candidate:
+    case_id: int
+    submission_id: int
+    probability: float
+    cosine: float
+    reasons: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Decision:
+    outcome: str  # "merge" | "ask" | "new"
+    candidates: list[Candidate]
+
+    @property
+    def best(self) -> Candidate | None:
+        return self.candidates[0] if self.candidates else None
+
+
+class SearchableIndex(Protocol):
+    def search(self, vector: np.ndarray, k: int = 10, *, jurisdiction: str | None = None,
+               since: Any = None, until: Any = None) -> Sequence[Any]: ...
+
+
+def load_calibration(path: str | Path | None = None) -> dict[str, Any]:
+    """The calibration file merged over the defaults; defaults when missing or unreadable."""
+    calibration = dict(DEFAULT_CALIBRATION)
+    path = Path(path) if path else CALIBRATION_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return calibration
+    except (OSError, ValueError) as exc:
+        log.warning("calibration file %s unreadable (%s); using defaults", path, exc)
+        return calibration
+    if list(data.get("features", [])) != list(FEATURE_NAMES):
+        log.warning("calibration file %s has other features; using defaults", path)
+        return calibration
+    calibration.update(data)
+    return calibration
+
+
+def _gap_days(a: datetime | None, b: datetime | None) -> float | None:
+    if a is None or b is None:
+        return None
+    return abs((a - b).total_seconds()) / 86400.0
+
+
+class DuplicateDetector:
+    """`decide()` one new concern against the past ones the index proposes."""
+
+    def __init__(
+        self,
+        index: SearchableIndex,
+        fetch: Callable[[list[int]], list[PastConcern]],
+        calibration: dict[str, Any] | str | Path | None = None,
+        k: int = 20,
+    ) -> None:
+        self.index = index
+        self.fetch = fetch
+        if calibration is None or isinstance(calibration, (str, Path)):
+            calibration = load_calibration(calibration)
+        self.calibration = {**DEFAULT_CALIBRATION, **calibration}
+        self.weights = np.asarray(self.calibration["weights"], np.float64)
+        self.intercept = float(self.calibration["intercept"])
+        self.k = k
+
+    def probability(self, features: Sequence[float]) -> float:
+        z = float(np.dot(self.weights, np.asarray(features, np.float64)) + self.intercept)
+        return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+
+    def score_pair(self, text: str, place: str | None, past: PastConcern, cosine: float,
+                   created_at: datetime | None = None) -> tuple[float, list[str]]:
+        """Probability that `past` is the same issue as the new text, and the shared anchors."""
+        new_profile, old_profile = profile(text, place), profile(past.text, past.place)
+        features = pair_features(new_profile, old_profile, cosine, _gap_days(created_at, past.created_at))
+        return self.probability(features), shared_anchors(new_profile, old_profile)
+
+    def outcome(self, probability: float) -> str:
+        if probability >= float(self.calibration["merge_threshold"]):
+            return "merge"
+        if probability >= float(self.calibration["ask_threshold"]):
+            return "ask"
+        return "new"
+
+    def decide(
+        self,
+        text: str,
+        vector: np.ndarray,
+        place: str | None = None,
+        created_at: datetime | None = None,
+        jurisdiction: str | None = None,
+    ) -> Decision:
+        window = float(self.calibration.get("window_days") or 0)
+        since = created_at - timedelta(days=window) if (created_at and window) else None
+        hits = self.index.search(vector, self.k, jurisdiction=jurisdiction, since=since, until=created_at)
+        min_cosine = float(self.calibration["min_cosine"])
+        hits = sorted((h for h in hits if h.score >= min_cosine), key=lambda h: -h.score)
+        if hits:
+            floor = hits[0].score - float(self.calibration["recheck_margin"])
+            hits = [h for h in hits if h.score >= floor][: int(self.calibration["max_recheck"])]
+        cosines = {int(h.submission_id): float(h.score) for h in hits}
+        if not cosines:
+            return Decision("new", [])
+        best: dict[int, Candidate] = {}
+        for past in self.fetch(list(cosines)):
+            cosine = cosines[past.submission_id]
+            probability, reasons = self.score_pair(text, place, past, cosine, created_at)
+            current = best.get(past.case_id)
+            if current is None or probability > current.probability:
+                best[past.case_id] = Candidate(past.case_id, past.submission_id, probability, cosine, reasons)
+        candidates = sorted(best.values(), key=lambda c: (-c.probability, -c.cosine))
+        return Decision(self.outcome(candidates[0].probability) if candidates else "new", candidates)

@@ -1,0 +1,1 @@
+"""Small committed evaluation files (labels only; the texts stay in ../shared/data)."""

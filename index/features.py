@@ -1,0 +1,223 @@
+"""What makes two concerns "the same issue": places, facilities, organisations, numbers, keywords.
+
+Sentence embeddings say two texts talk about similar things; they do not say it is the same
+estate or the same mixing plant. This module extracts the concrete anchors from a text
+(`profile()`) and turns a pair of profiles into a small numeric feature vector (`pair_features()`)
+that `index.dedup` feeds to a calibrated logistic model.
+
+jieba's user dictionary is process-global: it is loaded once, from `nlu_data/jieba/` if present.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import threading
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import jieba
+import jieba.analyse
+
+from bot.config import REPO_ROOT
+
+USER_DICT_DIR = REPO_ROOT / "nlu_data" / "jieba"
+
+# Order matters: names are read as "<specific name><suffix>" and the longest suffix wins.
+PLACE_SUFFIXES = (
+    "小区", "社区", "街道", "大道", "路", "街", "巷", "村", "组", "镇", "乡", "号楼", "栋", "单元",
+    "花园", "公寓", "大厦", "广场", "家园", "新村", "新城", "苑", "府", "湾", "城", "庄园", "山庄",
+    "小学", "中学", "学校", "大学", "学院", "幼儿园", "医院", "卫生院", "公园", "市场", "菜市场",
+    "工业园", "园区", "开发区", "车站", "高铁站", "地铁站", "站", "桥", "河", "湖", "水库",
+)
+# Masked or real administrative units: coarse, shared by many unrelated reports. No bare "区"
+# for real names: 小区/社区/园区 are places, not districts.
+DISTRICT_RE = re.compile(r"[A-Z]\d{0,2}[省市区县]|[\u4e00-\u9fa5]{2,3}(?:省|市|县)(?![\u4e00-\u9fa5]*(?:路|街))")
+SUFFIX_RE = re.compile("(?:" + "|".join(sorted(PLACE_SUFFIXES, key=len, reverse=True)) + ")$")
+# Tokens that end a name when read leftwards (function words, verbs residents put before places).
+NAME_BREAK = set("的在是了和与及我你他她们住于到从对把被向为位个这那该本里家有没都也就还要请问附近旁边门口对面，。、；：！？,.;:!? ")
+ORG_SUFFIX_RE = re.compile(r"(?:公司|集团|物业|开发商|局|委员会|中心|派出所|银行|酒店|工厂|厂)$")
+
+FACILITIES = (
+    "电梯", "路灯", "搅拌站", "搅拌厂", "垃圾站", "垃圾", "噪音", "噪声", "扰民", "油烟", "污水", "排污", "臭味",
+    "异味", "粉尘", "扬尘", "停车", "车位", "充电桩", "红绿灯", "信号灯", "公交", "地铁", "高速", "收费站",
+    "学位", "入学", "学校", "幼儿园", "医院", "诊所", "医保", "社保", "养老", "公积金", "户口", "拆迁", "征地",
+    "补偿", "安置", "房产证", "不动产证", "产权证", "物业", "维修基金", "燃气", "天然气", "供暖", "供水",
+    "停水", "停电", "水压", "自来水", "网络", "信号", "基站", "围墙", "绿化", "违建", "违章", "占道", "摊贩",
+    "工地", "施工", "渣土", "广场舞", "化工", "养殖", "采砂", "砂石", "工资", "欠薪", "拖欠", "房租", "车库",
+    "消防", "下水道", "井盖", "道路", "积水", "桥梁", "健身", "农贸市场", "厕所", "排水", "污染", "空气",
+)
+NUMBER_RE = re.compile(r"\d+(?:\.\d+)?")
+YEAR_RE = re.compile(r"(?:19|20)\d{2}")
+# Generic words that say nothing about which issue it is.
+STOP_KEYWORDS = {
+    "问题", "希望", "领导", "政府", "相关", "部门", "反映", "情况", "居民", "小区", "社区", "我们", "你们",
+    "没有", "现在", "已经", "一直", "请问", "解决", "处理", "市民", "群众", "老百姓", "谢谢", "尽快", "要求",
+    "严重", "影响", "生活", "工作", "时间", "能否", "是否", "什么", "如何", "怎么", "关于", "A市", "A区",
+}
+
+_jieba_lock = threading.Lock()
+_jieba_ready = False
+
+
+def ensure_jieba(user_dict_dir: Path | None = None) -> None:
+    """Load jieba once, quietly, with every *.txt in the user dictionary directory."""
+    global _jieba_ready
+    if _jieba_ready:
+        return
+    with _jieba_lock:
+        if _jieba_ready:
+            return
+        jieba.setLogLevel(logging.WARNING)
+        jieba.initialize()
+        directory = user_dict_dir or USER_DICT_DIR
+        if directory.is_dir():
+            for path in sorted(directory.glob("*.txt")):
+                jieba.load_userdict(str(path))
+        _jieba_ready = True
+
+
+def _named(tokens: list[str], suffix_re: re.Pattern[str]) -> set[str]:
+    """Names ending in a suffix token, with up to two name tokens read leftwards."""
+    found: set[str] = set()
+    for i, tok in enumerate(tokens):
+        if not suffix_re.search(tok) or tok in FACILITIES:
+            continue
+        name, j = tok, i - 1
+        while j >= 0 and j >= i - 2 and len(name) < 6:
+            prev = tokens[j]
+            if any(ch in NAME_BREAK for ch in prev) or prev in STOP_KEYWORDS or prev in FACILITIES:
+                break
+            name = prev + name
+            j -= 1
+        stem = suffix_re.sub("", name)
+        if len(stem) >= 2 or stem.isdigit():
+            found.add(name)
+    return found
+
+
+def extract_places(text: str) -> tuple[set[str], set[str]]:
+    """(specific places such as 东澜湾社区 / 12号楼, districts such as A3区), read from jieba tokens."""
+    districts = {m.group(0) for m in DISTRICT_RE.finditer(text)}
+    return _named(jieba.lcut(DISTRICT_RE.sub("，", text)), SUFFIX_RE), districts
+
+
+@dataclass
+class Profile:
+    """The anchors of one concern."""
+
+    places: set[str] = field(default_factory=set)
+    districts: set[str] = field(default_factory=set)
+    facilities: set[str] = field(default_factory=set)
+    orgs: set[str] = field(default_factory=set)
+    numbers: set[str] = field(default_factory=set)
+    keywords: dict[str, float] = field(default_factory=dict)
+    bigrams: frozenset[str] = field(default_factory=frozenset)
+
+
+# The anchors of a concern are near its start (title, first sentences); reading further costs time.
+MAX_CHARS = 400
+
+
+def _keywords(tokens: list[str], top: int = 15) -> dict[str, float]:
+    """TF-IDF over jieba's own IDF table (what jieba.analyse.extract_tags does, without a 2nd cut)."""
+    tfidf = jieba.analyse.default_tfidf
+    counts: dict[str, int] = {}
+    for tok in tokens:
+        tok = tok.strip()
+        if len(tok) < 2 or tok.lower() in tfidf.stop_words or tok in STOP_KEYWORDS or tok.isdigit():
+            continue
+        counts[tok] = counts.get(tok, 0) + 1
+    total = sum(counts.values()) or 1
+    scores = {w: c / total * tfidf.idf_freq.get(w, tfidf.median_idf) for w, c in counts.items()}
+    return dict(sorted(scores.items(), key=lambda kv: -kv[1])[:top])
+
+
+@lru_cache(maxsize=50000)
+def profile(text: str, place: str | None = None) -> Profile:
+    """Extract anchors from a concern (and the place the resident gave, if any). Cached: texts repeat."""
+    ensure_jieba()
+    full = f"{place or ''} {(text or '')[:MAX_CHARS]}".strip()
+    districts = {m.group(0) for m in DISTRICT_RE.finditer(full)}
+    tokens = jieba.lcut(DISTRICT_RE.sub("，", full))
+    compact = re.sub(r"[^\u4e00-\u9fa5A-Za-z0-9]", "", full)
+    return Profile(
+        places=_named(tokens, SUFFIX_RE),
+        districts=districts,
+        facilities={f for f in FACILITIES if f in full},
+        orgs=_named(tokens, ORG_SUFFIX_RE),
+        numbers={n for n in NUMBER_RE.findall(DISTRICT_RE.sub(" ", full)) if not YEAR_RE.fullmatch(n)},
+        keywords=_keywords(tokens),
+        bigrams=frozenset(compact[i: i + 2] for i in range(len(compact) - 1)),
+    )
+
+
+def _jaccard(a: set[str] | frozenset[str], b: set[str] | frozenset[str]) -> float:
+    if not a or not b:
+        return 0.0
+    return len(a & b) / len(a | b)
+
+
+def _fuzzy_overlap(a: set[str], b: set[str]) -> bool:
+    """Any pair of names where one contains the other (东澜湾 vs 东澜湾社区)."""
+    return any(x in y or y in x for x in a for y in b)
+
+
+def _weighted_overlap(a: dict[str, float], b: dict[str, float]) -> float:
+    if not a or not b:
+        return 0.0
+    shared = sum(min(a[w], b[w]) for w in a.keys() & b.keys())
+    total = sum(max(a.get(w, 0.0), b.get(w, 0.0)) for w in a.keys() | b.keys())
+    return shared / total if total else 0.0
+
+
+FEATURE_NAMES = (
+    "cosine",          # embedding similarity, rescaled around e5's compressed range
+    "place_match",     # a specific place in common
+    "place_conflict",  # both name specific places, none in common
+    "district_match",
+    "district_conflict",
+    "facility_jaccard",
+    "org_match",
+    "number_match",
+    "keyword_overlap",
+    "bigram_jaccard",
+    "log_gap_days",
+)
+
+
+def pair_features(a: Profile, b: Profile, cosine: float, gap_days: float | None = None) -> list[float]:
+    """The feature vector for one candidate pair, in FEATURE_NAMES order."""
+    place_match = bool(a.places and b.places and _fuzzy_overlap(a.places, b.places))
+    district_match = bool(a.districts & b.districts)
+    return [
+        (cosine - 0.9) * 10.0,
+        float(place_match),
+        float(bool(a.places and b.places) and not place_match),
+        float(district_match),
+        float(bool(a.districts and b.districts) and not district_match),
+        _jaccard(a.facilities, b.facilities),
+        float(bool(a.orgs & b.orgs)),
+        float(bool(a.numbers & b.numbers)),
+        _weighted_overlap(a.keywords, b.keywords),
+        _jaccard(a.bigrams, b.bigrams),
+        math.log1p(abs(gap_days)) if gap_days is not None else 0.0,
+    ]
+
+
+def shared_anchors(a: Profile, b: Profile) -> list[str]:
+    """Human-readable reasons: what the two concerns have in common."""
+    reasons = []
+    places = sorted({x for x in a.places for y in b.places if x in y or y in x}, key=len, reverse=True)
+    if places:
+        reasons.append("地点:" + "、".join(places[:3]))
+    if a.facilities & b.facilities:
+        reasons.append("设施/事项:" + "、".join(sorted(a.facilities & b.facilities)[:3]))
+    if a.orgs & b.orgs:
+        reasons.append("单位:" + "、".join(sorted(a.orgs & b.orgs)[:2]))
+    words = sorted(a.keywords.keys() & b.keywords.keys(), key=lambda w: -a.keywords[w])
+    if words:
+        reasons.append("关键词:" + "、".join(words[:4]))
+    return reasons

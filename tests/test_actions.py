@@ -1,0 +1,312 @@
+"""Action logic against a small fake intake API (aiohttp); no Rasa server, no real intake service."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions import spool
+from actions.actions import (
+    ActionCheckProgress,
+    ActionCorrectSlot,
+    ActionHandoff,
+    ActionMergeDecision,
+    ActionStartConcern,
+    ActionSubmitConcern,
+    ValidateConcernForm,
+)
+from actions.parsing import find_case_number, find_phone, yes_no
+
+
+class FakeIntake:
+    """Records every request; answers are set per test."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, Any]] = []
+        self.analysis: dict[str, Any] = {"vague": True, "place": None, "since_when": None,
+                                         "scope": None, "phone": None}
+        self.decision: dict[str, Any] = {"decision": "new", "candidates": []}
+        self.cases: dict[str, dict[str, Any]] = {}
+        self.by_client_ref: dict[str, dict[str, Any]] = {}
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/api/v1/analyze", self.analyze)
+        app.router.add_post("/api/v1/submissions", self.submit)
+        app.router.add_post("/api/v1/submissions/{id}/merge", self.merge)
+        app.router.add_post("/api/v1/submissions/{id}/keep", self.keep)
+        app.router.add_get("/api/v1/cases/{number}", self.case)
+        app.router.add_get("/api/v1/cases", self.list_cases)
+        app.router.add_post("/api/v1/handoffs", self.handoff)
+        return app
+
+    async def _record(self, request: web.Request) -> Any:
+        body = await request.json() if request.can_read_body else None
+        self.calls.append((request.method, request.path_qs, body))
+        return body
+
+    async def analyze(self, request: web.Request) -> web.Response:
+        await self._record(request)
+        return web.json_response(self.analysis)
+
+    async def submit(self, request: web.Request) -> web.Response:
+        body = await self._record(request)
+        ref = body.get("client_ref")
+        if ref in self.by_client_ref:
+            return web.json_response(self.by_client_ref[ref], status=200)
+        number = f"SL2026-{len(self.by_client_ref) + 1:06d}"
+        result = {"submission_id": len(self.by_client_ref) + 1, "case_number": number, "status": "new",
+                  "status_label": "已受理", "topic": {"id": "housing", "name": "住房物业", "confidence": 0.8},
+                  "duplicate": self.decision}
+        self.by_client_ref[ref] = result
+        return web.json_response(result, status=201)
+
+    async def merge(self, request: web.Request) -> web.Response:
+        body = await self._record(request)
+        return web.json_response({"case_number": body["case_number"], "supporters": 4})
+
+    async def keep(self, request: web.Request) -> web.Response:
+        await self._record(request)
+        return web.json_response({"ok": True})
+
+    async def case(self, request: web.Request) -> web.Response:
+        await self._record(request)
+        case = self.cases.get(request.match_info["number"].upper())
+        if case is None:
+            return web.json_response({"error": {"code": "case_not_found", "message": "没有找到这个编号"}},
+                                     status=404)
+        return web.json_response(case)
+
+    async def list_cases(self, request: web.Request) -> web.Response:
+        await self._record(request)
+        sender = request.query.get("sender")
+        return web.json_response({"cases": [c for c in self.cases.values() if c.get("_sender") == sender]})
+
+    async def handoff(self, request: web.Request) -> web.Response:
+        await self._record(request)
+        return web.json_response({"id": 7, "message": "已转人工"})
+
+
+@pytest.fixture
+async def fake(var_dir, monkeypatch) -> AsyncIterator[FakeIntake]:
+    intake = FakeIntake()
+    server = TestServer(intake.app())
+    await server.start_server()
+    monkeypatch.setenv("SHANGLIANG_INTAKE_URL", str(server.make_url("")).rstrip("/"))
+    yield intake
+    await server.close()
+
+
+def _dead_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def make_tracker(text: str = "", intent: str = "inform", slots: dict[str, Any] | None = None,
+                 entities: list[dict[str, Any]] | None = None, active_loop: str | None = None,
+                 message_id: str = "m1", sender: str = "resident-1") -> Tracker:
+    latest = {"text": text, "intent": {"name": intent, "confidence": 0.9}, "entities": entities or [],
+              "message_id": message_id}
+    events = [{"event": "user", "text": text, "parse_data": latest, "input_channel": "rest"}]
+    return Tracker(sender, dict(slots or {}), latest, events, False, None,
+                   {"name": active_loop} if active_loop else {}, "action_listen")
+
+
+def slot_events(events: list[dict[str, Any]]) -> dict[str, Any]:
+    return {e["name"]: e["value"] for e in events if e.get("event") == "slot"}
+
+
+def texts(dispatcher: CollectingDispatcher) -> str:
+    return "\n".join(m.get("text") or "" for m in dispatcher.messages)
+
+
+FULL_SLOTS = {"kind": "concern", "description": "阳光小区3号楼电梯坏了一个月，老人下不了楼",
+              "place": "阳光小区3号楼", "since_when": "上个月", "scope": "整栋楼",
+              "contact_consent": True, "phone": "13912345678", "anonymous": False}
+
+
+def test_parsing_tolerates_resident_input() -> None:
+    assert find_case_number("帮我查查 ｓｌ2026 - 000123 谢谢") == "SL2026-000123"
+    assert find_case_number("sl2026000999") == "SL2026-000999"
+    assert find_case_number("我的问题怎么样了") is None
+    assert find_phone("电话 139 1234 5678") == "13912345678"
+    assert find_phone("座机0571-88886666") == "0571-88886666"
+    assert find_phone("12345") is None
+    assert yes_no("不留") is False and yes_no("可以的") is True and yes_no("今天下雨") is None
+
+
+async def test_detailed_opener_prefills_the_form(fake: FakeIntake) -> None:
+    fake.analysis = {"vague": False, "place": "阳光小区5号楼", "since_when": "一个月", "scope": None,
+                     "phone": None}
+    text = "阳光小区5号楼电梯坏了一个月了，老人下不了楼"
+    dispatcher = CollectingDispatcher()
+    events = await ActionStartConcern().run(dispatcher, make_tracker(text, "report_concern"), {})
+    slots = slot_events(events)
+    assert slots["description"] == text
+    assert slots["place"] == "阳光小区5号楼" and slots["since_when"] == "一个月"
+    assert slots["kind"] == "concern"
+    assert fake.calls[0][:2] == ("POST", "/api/v1/analyze")
+
+
+async def test_vague_opener_leaves_description_to_the_form(fake: FakeIntake) -> None:
+    events = await ActionStartConcern().run(CollectingDispatcher(), make_tracker("我要投诉", "report_concern"), {})
+    assert slot_events(events).get("description") is None
+
+
+async def test_opener_when_intake_is_down_uses_local_heuristics(var_dir, monkeypatch) -> None:
+    monkeypatch.setenv("SHANGLIANG_INTAKE_URL", _dead_url())
+    long_text = "小区门口那条路坑坑洼洼的，下雨就积水，电动车都摔了好几个"
+    events = await ActionStartConcern().run(CollectingDispatcher(), make_tracker(long_text, "report_concern"), {})
+    assert slot_events(events)["description"] == long_text
+    events = await ActionStartConcern().run(CollectingDispatcher(), make_tracker("我要投诉", "report_concern"), {})
+    assert slot_events(events).get("description") is None
+
+
+async def test_consent_and_phone_validation(fake: FakeIntake) -> None:
+    form = ValidateConcernForm()
+    dispatcher = CollectingDispatcher()
+    refused = await form.validate_contact_consent("不留", dispatcher, make_tracker("不留", "deny"), {})
+    assert refused == {"contact_consent": False, "phone": None}
+    given = await form.validate_contact_consent("可以，13912345678", dispatcher, make_tracker("可以，13912345678"), {})
+    assert given == {"contact_consent": True, "phone": "13912345678"}
+    bad = await form.validate_phone("12345", dispatcher, make_tracker("12345"), {})
+    assert bad == {"phone": None}
+    assert "号码好像不太对" in texts(dispatcher)
+    landline = await form.validate_phone("0571-88886666", dispatcher, make_tracker("0571-88886666"), {})
+    assert landline == {"phone": "0571-88886666"}
+    slots = ["description", "place", "since_when", "scope", "contact_consent", "phone", "anonymous"]
+    no_phone = await form.required_slots(slots, dispatcher, make_tracker(slots={"contact_consent": False}), {})
+    assert "phone" not in no_phone
+    suggestion = await form.required_slots(slots, dispatcher, make_tracker(slots={"kind": "suggestion"}), {})
+    assert "since_when" not in suggestion and "scope" not in suggestion
+
+
+async def test_place_rejects_phone_digits_and_optional_slots_accept_skip(fake: FakeIntake) -> None:
+    form = ValidateConcernForm()
+    dispatcher = CollectingDispatcher()
+    assert await form.validate_place("13912345678", dispatcher, make_tracker("13912345678"), {}) == {"place": None}
+    assert await form.validate_place("在幸福里社区12栋", dispatcher, make_tracker(), {}) == {"place": "幸福里社区12栋"}
+    assert await form.validate_since_when("跳过", dispatcher, make_tracker("跳过"), {}) == {"since_when": "不清楚"}
+
+
+async def test_submit_new_case_sends_one_idempotent_request(fake: FakeIntake) -> None:
+    tracker = make_tracker("确认", "affirm", slots=FULL_SLOTS, message_id="abc")
+    dispatcher = CollectingDispatcher()
+    events = await ActionSubmitConcern().run(dispatcher, tracker, {})
+    submits = [c for c in fake.calls if c[1] == "/api/v1/submissions"]
+    assert len(submits) == 1
+    body = submits[0][2]
+    assert body["client_ref"] == "rest:resident-1:abc"
+    assert body["contact"] == {"phone": "13912345678", "consent": True}
+    assert body["place"] == "阳光小区3号楼" and body["kind"] == "concern" and body["sender"] == "resident-1"
+    assert "SL2026-000001" in texts(dispatcher)
+    assert slot_events(events)["description"] is None  # the form is cleared after submission
+    # Retrying the same confirmation replays the same case instead of opening another.
+    again = CollectingDispatcher()
+    await ActionSubmitConcern().run(again, tracker, {})
+    assert "SL2026-000001" in texts(again) and len(fake.by_client_ref) == 1
+
+
+async def test_no_contact_without_consent(fake: FakeIntake) -> None:
+    slots = dict(FULL_SLOTS, contact_consent=False, phone=None, since_when="不清楚")
+    await ActionSubmitConcern().run(CollectingDispatcher(), make_tracker("确认", "affirm", slots=slots), {})
+    body = fake.calls[-1][2]
+    assert "contact" not in body and body["since_when"] is None
+
+
+async def test_duplicate_offer_then_merge(fake: FakeIntake) -> None:
+    fake.decision = {"decision": "ask", "candidates": [
+        {"case_number": "SL2026-000042", "summary": "阳光小区电梯故障", "supporters": 3, "score": 0.9}]}
+    dispatcher = CollectingDispatcher()
+    events = await ActionSubmitConcern().run(dispatcher, make_tracker("确认", "affirm", slots=FULL_SLOTS), {})
+    reply = texts(dispatcher)
+    assert "已有3位居民反映了类似问题" in reply and "SL2026-000042" in reply and "是否并入" in reply
+    slots = slot_events(events)
+    assert slots["awaiting"] == "merge" and slots["merge_target"] == "SL2026-000042"
+    dispatcher = CollectingDispatcher()
+    await ActionMergeDecision().run(dispatcher, make_tracker("是", "affirm", slots=slots), {})
+    assert fake.calls[-1][:3] == ("POST", "/api/v1/submissions/1/merge", {"case_number": "SL2026-000042"})
+    assert "SL2026-000042" in texts(dispatcher) and "4位居民" in texts(dispatcher)
+    await ActionMergeDecision().run(CollectingDispatcher(), make_tracker("不用", "deny", slots=slots), {})
+    assert fake.calls[-1][1] == "/api/v1/submissions/1/keep"
+
+
+async def test_intake_down_spools_and_later_flushes(var_dir, monkeypatch) -> None:
+    monkeypatch.setenv("SHANGLIANG_INTAKE_URL", _dead_url())
+    dispatcher = CollectingDispatcher()
+    await ActionSubmitConcern().run(dispatcher, make_tracker("确认", "affirm", slots=FULL_SLOTS, message_id="x9"), {})
+    assert "暂时连不上" in texts(dispatcher) and "自动提交" in texts(dispatcher)
+    files = list((spool.spool_dir()).glob("*.json"))
+    assert len(files) == 1
+    assert json.loads(files[0].read_text(encoding="utf-8"))["client_ref"] == "rest:resident-1:x9"
+    # The next action run with the service back submits the spooled concern.
+    intake = FakeIntake()
+    server = TestServer(intake.app())
+    await server.start_server()
+    try:
+        monkeypatch.setenv("SHANGLIANG_INTAKE_URL", str(server.make_url("")).rstrip("/"))
+        await ActionCheckProgress().run(CollectingDispatcher(), make_tracker("查进度", "ask_progress"), {})
+    finally:
+        await server.close()
+    assert "rest:resident-1:x9" in intake.by_client_ref
+    assert not list(spool.spool_dir().glob("*.json"))
+    assert spool.spool_dir().parent == var_dir
+
+
+async def test_progress_by_number_and_by_sender(fake: FakeIntake) -> None:
+    fake.cases["SL2026-000123"] = {"case_number": "SL2026-000123", "status": "in_progress",
+                                   "status_label": "办理中", "title": "路灯不亮", "supporters": 2,
+                                   "last_update": {"time": "2026-11-20T10:00:00", "note": "已派人检修"},
+                                   "_sender": "resident-1"}
+    dispatcher = CollectingDispatcher()
+    entities = [{"entity": "case_number", "value": "sl2026-000123"}]
+    await ActionCheckProgress().run(dispatcher, make_tracker("查sl2026-000123", "ask_progress", entities=entities), {})
+    assert "办理中" in texts(dispatcher) and "已派人检修" in texts(dispatcher)
+    dispatcher = CollectingDispatcher()
+    await ActionCheckProgress().run(dispatcher, make_tracker("SL2026-999999进度", "ask_progress"), {})
+    assert "没有找到编号 SL2026-999999" in texts(dispatcher)
+    dispatcher = CollectingDispatcher()
+    await ActionCheckProgress().run(dispatcher, make_tracker("我反映的问题怎么样了", "ask_progress"), {})
+    assert "SL2026-000123" in texts(dispatcher)
+    assert ("GET", "/api/v1/cases?sender=resident-1&channel=rest", None) in fake.calls
+    dispatcher = CollectingDispatcher()
+    await ActionCheckProgress().run(dispatcher, make_tracker("进度", "ask_progress", sender="stranger"), {})
+    assert "没查到" in texts(dispatcher)
+
+
+async def test_corrections_after_read_back(fake: FakeIntake) -> None:
+    dispatcher = CollectingDispatcher()
+    tracker = make_tracker("地址说错了，是5号楼", "correct_info", slots=FULL_SLOTS)
+    slots = slot_events(await ActionCorrectSlot().run(dispatcher, tracker, {}))
+    assert slots == {"place": "阳光小区5号楼", "awaiting": "confirm"}
+    assert "阳光小区5号楼" in texts(dispatcher)  # the summary is read back again
+    tracker = make_tracker("电话改成13800138000", "correct_info", slots=FULL_SLOTS)
+    slots = slot_events(await ActionCorrectSlot().run(CollectingDispatcher(), tracker, {}))
+    assert slots["phone"] == "13800138000" and slots["contact_consent"] is True
+
+
+async def test_correction_inside_the_form_keeps_the_form(fake: FakeIntake) -> None:
+    tracker = make_tracker("不是12栋，是21栋", "correct_info", active_loop="concern_form",
+                           slots={"description": "下水道堵了", "place": "幸福里社区12栋"})
+    events = await ActionCorrectSlot().run(CollectingDispatcher(), tracker, {})
+    assert slot_events(events) == {"place": "幸福里社区21栋"}
+    assert all(e.get("event") != "followup" for e in events)
+
+
+async def test_handoff_posts_and_explains_next_step(fake: FakeIntake) -> None:
+    dispatcher = CollectingDispatcher()
+    await ActionHandoff().run(dispatcher, make_tracker("转人工", "human_handoff"), {})
+    method, path, body = fake.calls[-1]
+    assert (method, path) == ("POST", "/api/v1/handoffs")
+    assert body["sender"] == "resident-1" and body["channel"] == "rest"
+    assert "工作人员" in texts(dispatcher)

@@ -1,0 +1,573 @@
+"""The intake service over HTTP (aiohttp test client), with a tiny fake encoder so it stays fast."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import logging
+import os
+import sys
+import types
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
+
+from bot.config import settings
+from bot.service.app import AccessLogger, create_app
+from bot.service.keys import ANALYSIS, BACKGROUND
+from bot.storage import db
+from bot.storage.models import Contact, Handoff, Submission
+
+TOKEN = "test-token-123"
+# The FAISS index part is built alongside; without it the service files every concern as new.
+INDEX_INSTALLED = importlib.util.find_spec("index.store") is not None
+CJK = "\u4e00"
+
+
+class FakeEncoder:
+    """Hashed character bigrams: deterministic, instant, L2-normalised."""
+
+    name = "fake-bigram"
+    dim = 64
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), np.float32)
+        for row, text in enumerate(texts):
+            for a, b in zip(text, text[1:], strict=False):
+                out[row, zlib.crc32((a + b).encode()) % self.dim] += 1.0
+            out[row] /= max(float(np.linalg.norm(out[row])), 1e-6)
+        return out
+
+
+class FakeDetector:
+    """Returns whatever decision the test sets in `.next`: (outcome, case_id)."""
+
+    def __init__(self) -> None:
+        self.next: tuple[str, int] | None = None
+        self.calls: list[str] = []
+
+    def decide(self, text: str, vector: np.ndarray, place: str | None = None, created_at: Any = None,
+               jurisdiction: str | None = None) -> SimpleNamespace:
+        self.calls.append(text)
+        if self.next is None:
+            return SimpleNamespace(outcome="new", candidates=[])
+        outcome, case_id = self.next
+        return SimpleNamespace(outcome=outcome, candidates=[
+            SimpleNamespace(case_id=case_id, submission_id=1, probability=0.91, cosine=0.95)])
+
+
+def _broken_encoder() -> FakeEncoder:
+    raise FileNotFoundError("no model folder")
+
+
+MakeClient = Callable[..., Awaitable[TestClient]]
+
+
+@pytest.fixture()
+async def make_client(var_dir: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[MakeClient]:
+    monkeypatch.setenv("SHANGLIANG_API_TOKEN", TOKEN)
+    monkeypatch.delenv("DATABASE_URL", raising=False)  # a developer's own database is never touched
+    settings.cache_clear()
+    clients: list[TestClient] = []
+
+    async def make(encoder_factory: Callable[[], Any] = FakeEncoder, fake_detector: bool = True) -> TestClient:
+        app = create_app(encoder_factory=encoder_factory)
+        client = TestClient(TestServer(app))
+        await client.start_server()
+        await app[BACKGROUND]  # encoder, index catch-up and backfill are done
+        if fake_detector:
+            app[ANALYSIS].detector = FakeDetector()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.close()
+    db.dispose_engines()
+
+
+@pytest.fixture()
+async def client(make_client: MakeClient) -> TestClient:
+    return await make_client()
+
+
+async def submit(client: TestClient, text: str, **fields: Any) -> tuple[int, dict[str, Any]]:
+    resp = await client.post("/api/v1/submissions", json={"text": text, **fields})
+    return resp.status, await resp.json()
+
+
+def _rows(model: type, **where: Any) -> list[Any]:
+    with db.session_scope() as session:
+        query = sa.select(model).filter_by(**where)
+        return list(session.execute(query).scalars())
+
+
+# ---- happy path --------------------------------------------------------------------------------
+
+async def test_health_answers(client: TestClient) -> None:
+    resp = await client.get("/health")
+    body = await resp.json()
+    assert resp.status == 200
+    assert body["status"] == "ok" and body["database"] == "ok" and body["encoder"] == "ready"
+
+
+async def test_create_and_read_case(client: TestClient) -> None:
+    status, body = await submit(
+        client, "你好，我想反映个问题。阳光花园5栋楼下的烧烤店油烟太大，晚上窗户都不敢开，已经两年多了。",
+        channel="web", sender="openid-abc", place="阳光花园5栋", kind="concern")
+    assert status == 201
+    assert body["case_number"].startswith("SL") and len(body["case_number"]) == len("SL2026-000001")
+    assert body["status"] == "received" and body["status_label"]
+    assert body["duplicate"] == {"decision": "new", "candidates": []}
+    assert body["topic"] is None  # no trained classifier in this checkout/test
+    resp = await client.get(f"/api/v1/cases/{body['case_number']}")
+    case = await resp.json()
+    assert resp.status == 200
+    assert case["title"] == "阳光花园5栋楼下的烧烤店油烟太大"
+    assert case["summary"].startswith("阳光花园5栋楼下的烧烤店油烟太大")
+    assert case["supporters"] == 1 and case["place"] == "阳光花园5栋"
+    assert case["last_update"]["time"] and case["created_at"].endswith("Z")
+    assert set(case) == {"case_number", "status", "status_label", "title", "summary", "topic", "supporters",
+                         "place", "created_at", "updated_at", "last_update"}
+    stored = _rows(Submission)[0]
+    assert stored.embedding is not None and len(stored.embedding) == 4 * FakeEncoder.dim
+    assert stored.embedding_model == "fake-bigram"
+
+
+@pytest.mark.parametrize("form", ["{n}", "{lower}", " {n} ", "{fullwidth}", "{lower_spaced}"])
+async def test_case_number_forms(client: TestClient, form: str) -> None:
+    _, body = await submit(client, "小区门口的井盖丢了，很危险")
+    number = body["case_number"]
+    fullwidth = "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in number.lower())
+    raw = form.format(n=number, lower=number.lower(), fullwidth=fullwidth,
+                      lower_spaced=number.lower().replace("-", " - "))
+    resp = await client.get(f"/api/v1/cases/{raw}")
+    assert resp.status == 200, raw
+    assert (await resp.json())["case_number"] == number
+
+
+async def test_unknown_case_number(client: TestClient) -> None:
+    for raw in ("SL2026-999999", "abc", "ＳＬ"):
+        resp = await client.get(f"/api/v1/cases/{raw}")
+        body = await resp.json()
+        assert resp.status == 404 and body["error"]["code"] == "case_not_found"
+        assert "编号" in body["error"]["message"]
+
+
+async def test_idempotent_replay(client: TestClient) -> None:
+    first_status, first = await submit(client, "公交站的雨棚坏了，下雨没地方躲", client_ref="rasa-42-7")
+    again_status, again = await submit(client, "公交站的雨棚坏了，下雨没地方躲", client_ref="rasa-42-7")
+    assert (first_status, again_status) == (201, 200)
+    assert again == first
+    assert len(_rows(Submission)) == 1
+
+
+async def test_concurrent_replays_make_one_case(client: TestClient) -> None:
+    results = await asyncio.gather(*[submit(client, "路灯坏了好几天了", client_ref="same-ref") for _ in range(6)])
+    statuses = sorted(s for s, _ in results)
+    assert statuses == [200] * 5 + [201]
+    assert len({b["case_number"] for _, b in results}) == 1
+    assert len(_rows(Submission)) == 1
+
+
+# ---- bad input ---------------------------------------------------------------------------------
+
+BAD_JSON_BODIES = [
+    ("empty", {"text": ""}, 400, "empty_text"),
+    ("whitespace", {"text": "  \n\t　 "}, 400, "empty_text"),
+    ("missing", {"channel": "web"}, 400, "empty_text"),
+    ("emoji only", {"text": "😡😡😡👎🏻"}, 400, "no_content"),
+    ("punctuation only", {"text": "？？？！！。。"}, 400, "no_content"),
+    ("too long", {"text": "路" * 20000}, 413, "text_too_long"),
+    ("text as number", {"text": 12345}, 400, "invalid_field"),
+    ("text as list", {"text": ["路灯坏了"]}, 400, "invalid_field"),
+    ("anonymous as string", {"text": "路灯坏了", "anonymous": "yes"}, 400, "invalid_field"),
+    ("contact as string", {"text": "路灯坏了", "contact": "13800138000"}, 400, "invalid_field"),
+    ("consent as string", {"text": "路灯坏了", "contact": {"phone": "13800138000", "consent": "true"}},
+     400, "invalid_field"),
+    ("media as dict", {"text": "路灯坏了", "media": {"type": "image"}}, 400, "invalid_field"),
+    ("unknown kind", {"text": "路灯坏了", "kind": "rant"}, 400, "invalid_field"),
+    ("bad channel", {"text": "路灯坏了", "channel": "a b/c"}, 400, "invalid_field"),
+    ("sender as dict", {"text": "路灯坏了", "sender": {"id": 1}}, 400, "invalid_field"),
+]
+
+
+@pytest.mark.parametrize("name,payload,status,code", BAD_JSON_BODIES, ids=[b[0] for b in BAD_JSON_BODIES])
+async def test_bad_fields(client: TestClient, name: str, payload: dict, status: int, code: str) -> None:
+    resp = await client.post("/api/v1/submissions", json=payload)
+    body = await resp.json()
+    assert resp.status == status
+    assert body["error"]["code"] == code
+    assert any(CJK <= ch <= "\u9fff" for ch in body["error"]["message"])
+    assert _rows(Submission) == []
+
+
+RAW_BODIES = [
+    ("malformed json", '{"text": "路灯坏了",'.encode(), "invalid_json"),
+    ("binary", bytes(range(256)) * 4, "invalid_json"),
+    ("latin-1 text", '{"text": "caf\xe9"}'.encode("latin-1"), "invalid_json"),
+    ("json array", json.dumps(["路灯坏了"]).encode(), "invalid_body"),
+    ("json string", json.dumps("路灯坏了").encode(), "invalid_body"),
+    ("empty body", b"", "invalid_json"),
+]
+
+
+@pytest.mark.parametrize("name,raw,code", RAW_BODIES, ids=[b[0] for b in RAW_BODIES])
+async def test_bad_bodies(client: TestClient, name: str, raw: bytes, code: str) -> None:
+    resp = await client.post("/api/v1/submissions", data=raw, headers={"Content-Type": "application/json"})
+    body = await resp.json()
+    assert resp.status == 400 and body["error"]["code"] == code
+
+
+async def test_body_over_limit(client: TestClient) -> None:
+    limit = settings()["service"]["max_body_bytes"]
+    resp = await client.post("/api/v1/submissions", data=b'{"text": "' + b"a" * limit + b'"}',
+                             headers={"Content-Type": "application/json"})
+    body = await resp.json()
+    assert resp.status == 413 and body["error"]["code"] == "body_too_large"
+
+
+async def test_unknown_route_and_method_are_json(client: TestClient) -> None:
+    resp = await client.get("/api/v1/nothing-here")
+    assert resp.status == 404 and (await resp.json())["error"]["code"] == "not_found"
+    resp = await client.delete("/api/v1/submissions")
+    assert resp.status == 405 and (await resp.json())["error"]["code"] == "method_not_allowed"
+
+
+async def test_control_characters_are_dropped(client: TestClient) -> None:
+    status, body = await submit(client, "楼道\x00灯坏了\x07")
+    assert status == 201
+    assert _rows(Submission)[0].text == "楼道灯坏了"
+
+
+# ---- privacy -----------------------------------------------------------------------------------
+
+async def test_contact_kept_apart_and_only_with_consent(client: TestClient) -> None:
+    _, with_consent = await submit(client, "菜市场门口占道经营，堵得走不动", sender="wx-openid-1", channel="wechat",
+                                   contact={"phone": "13812345678", "name": "张先生", "consent": True})
+    _, without = await submit(client, "河边的护栏断了一截", sender="wx-openid-1", channel="wechat",
+                              contact={"phone": "13987654321", "consent": False})
+    contacts = _rows(Contact)
+    assert [(c.phone, c.name) for c in contacts] == [("13812345678", "张先生")]
+    for sub in _rows(Submission):
+        assert sub.sender and sub.sender != "wx-openid-1" and len(sub.sender) == 32
+    for number in (with_consent["case_number"], without["case_number"]):
+        text = await (await client.get(f"/api/v1/cases/{number}")).text()
+        assert "138123" not in text and "张先生" not in text and "openid" not in text
+    resp = await client.get("/api/v1/cases", params={"sender": "wx-openid-1", "channel": "wechat"})
+    listed = await resp.json()
+    assert [c["case_number"] for c in listed["cases"]] == [without["case_number"], with_consent["case_number"]]
+    assert "138123" not in json.dumps(listed, ensure_ascii=False)
+    # The same raw id on another channel is another person.
+    other = await (await client.get("/api/v1/cases", params={"sender": "wx-openid-1", "channel": "web"})).json()
+    assert other == {"cases": []}
+    resp = await client.get("/api/v1/cases")
+    assert resp.status == 400 and (await resp.json())["error"]["code"] == "missing_sender"
+
+
+async def test_logs_hold_no_personal_data(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    await submit(client, "我电话13812345678，小区停车位被占", sender="secret-openid-xyz",
+                 contact={"phone": "13812345678", "consent": True})
+    await client.get("/api/v1/cases", params={"sender": "secret-openid-xyz"})
+    app_logs = "\n".join(r.getMessage() for r in caplog.records if r.name != "aiohttp.access")
+    assert "filed submission" in app_logs
+    assert "13812345678" not in app_logs and "secret-openid-xyz" not in app_logs
+
+
+def test_access_log_drops_query_string(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    request = make_mocked_request("GET", "/api/v1/cases?sender=secret-openid-xyz")
+    AccessLogger(logging.getLogger("aiohttp.access"), "").log(request, web.Response(status=200), 0.012)
+    assert "/api/v1/cases 200" in caplog.text and "secret-openid-xyz" not in caplog.text
+
+
+# ---- duplicates: merge / keep --------------------------------------------------------------------
+
+async def test_ask_then_merge(client: TestClient) -> None:
+    _, first = await submit(client, "幸福路口的红绿灯坏了一周了", sender="a")
+    first_case = _rows(Submission)[0].case_id
+    client.server.app[ANALYSIS].detector.next = ("ask", first_case)
+    status, second = await submit(client, "幸福路那个红绿灯一直不亮", sender="b")
+    assert status == 201
+    assert second["duplicate"]["decision"] == "ask"
+    assert second["case_number"] != first["case_number"]  # filed on its own until the resident confirms
+    candidate = second["duplicate"]["candidates"][0]
+    assert candidate["case_number"] == first["case_number"] and candidate["supporters"] == 1
+    assert candidate["score"] == pytest.approx(0.91)
+
+    resp = await client.post(f"/api/v1/submissions/{second['submission_id']}/merge",
+                             json={"case_number": first["case_number"].lower()})
+    merged = await resp.json()
+    assert resp.status == 200 and merged == {"case_number": first["case_number"], "supporters": 2}
+    provisional = await (await client.get(f"/api/v1/cases/{second['case_number']}")).json()
+    assert provisional["status"] == "merged"
+    target = await (await client.get(f"/api/v1/cases/{first['case_number']}")).json()
+    assert target["supporters"] == 2
+
+
+async def test_keep_declines_merge(client: TestClient) -> None:
+    _, first = await submit(client, "图书馆开放时间太短")
+    client.server.app[ANALYSIS].detector.next = ("ask", _rows(Submission)[0].case_id)
+    _, second = await submit(client, "图书馆座位太少")
+    resp = await client.post(f"/api/v1/submissions/{second['submission_id']}/keep")
+    assert resp.status == 200 and (await resp.json())["case_number"] == second["case_number"]
+    assert _rows(Submission, id=second["submission_id"])[0].dedup_decision == "declined"
+
+
+async def test_auto_merge(client: TestClient) -> None:
+    _, first = await submit(client, "东湖小区停水三天了")
+    client.server.app[ANALYSIS].detector.next = ("merge", _rows(Submission)[0].case_id)
+    status, second = await submit(client, "东湖小区到现在还是没水")
+    assert status == 201
+    assert second["duplicate"]["decision"] == "merged"
+    assert second["case_number"] == first["case_number"]
+    case = await (await client.get(f"/api/v1/cases/{first['case_number']}")).json()
+    assert case["supporters"] == 2
+
+
+async def test_merge_errors(client: TestClient) -> None:
+    _, first = await submit(client, "路边垃圾桶满了没人收")
+    resp = await client.post(f"/api/v1/submissions/{first['submission_id']}/merge", json={"case_number": "SL2000-000001"})
+    assert resp.status == 404 and (await resp.json())["error"]["code"] == "case_not_found"
+    resp = await client.post("/api/v1/submissions/99999/merge", json={"case_number": first["case_number"]})
+    assert resp.status == 404 and (await resp.json())["error"]["code"] == "submission_not_found"
+    resp = await client.post("/api/v1/submissions/abc/keep")
+    assert resp.status == 404 and (await resp.json())["error"]["code"] == "submission_not_found"
+
+
+# ---- staff updates -------------------------------------------------------------------------------
+
+async def test_patch_requires_token(client: TestClient) -> None:
+    _, created = await submit(client, "学校门口接送孩子的车太多，交通拥堵")
+    url = f"/api/v1/cases/{created['case_number']}"
+    update = {"status": "accepted", "note": "王委员已接单，下周实地走访", "actor": "王委员"}
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
+        resp = await client.patch(url, json=update, headers=headers)
+        assert resp.status == 401 and (await resp.json())["error"]["code"] == "unauthorized"
+    resp = await client.patch(url, json=update, headers={"Authorization": f"Bearer {TOKEN}"})
+    body = await resp.json()
+    assert resp.status == 200
+    assert body["status"] == "accepted" and body["last_update"]["note"] == "王委员已接单，下周实地走访"
+    resp = await client.patch(url, json={"status": "teleported"}, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert resp.status == 400 and (await resp.json())["error"]["code"] == "invalid_status"
+    resp = await client.patch("/api/v1/cases/SL2000-000009", json=update, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert resp.status == 404
+
+
+async def test_generated_token_file(make_client: MakeClient, var_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SHANGLIANG_API_TOKEN")
+    client = await make_client()
+    _, created = await submit(client, "社区医院排队太久")
+    url = f"/api/v1/cases/{created['case_number']}"
+    resp = await client.patch(url, json={"note": "已转卫健委"}, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert resp.status == 401
+    token = (var_dir / "api_token").read_text().strip()
+    assert len(token) >= 32 and (var_dir / "api_token").stat().st_mode & 0o077 == 0
+    resp = await client.patch(url, json={"note": "已转卫健委"}, headers={"Authorization": f"Bearer {token}"})
+    assert resp.status == 200 and (await resp.json())["last_update"]["note"] == "已转卫健委"
+
+
+# ---- handoffs, analyze, metrics ------------------------------------------------------------------
+
+async def test_handoff(client: TestClient) -> None:
+    resp = await client.post("/api/v1/handoffs", json={"sender": "u-1", "channel": "web", "text": "转人工",
+                                                       "reason": "requested"})
+    body = await resp.json()
+    assert resp.status == 201 and body["id"] and "工作人员" in body["message"]
+    stored = _rows(Handoff)[0]
+    assert stored.sender != "u-1" and stored.reason == "requested"
+
+
+async def test_analyze_endpoint(client: TestClient) -> None:
+    resp = await client.post("/api/v1/analyze", json={"text": "我要投诉"})
+    assert await resp.json() == {"vague": True, "place": None, "since_when": None, "scope": None, "phone": None}
+    resp = await client.post("/api/v1/analyze",
+                             json={"text": "幸福小区3号楼电梯坏了三个月了，整栋楼都受影响，电话13800138000"})
+    body = await resp.json()
+    assert body == {"vague": False, "place": "幸福小区3号楼", "since_when": "三个月了", "scope": "整栋楼",
+                    "phone": "13800138000"}
+    resp = await client.post("/api/v1/analyze", json={"text": 5})
+    assert resp.status == 400
+
+
+async def test_metrics(client: TestClient) -> None:
+    await submit(client, "夜里工地施工噪音太大")
+    await client.get("/api/v1/cases/SL2000-000001")
+    resp = await client.get("/metrics")
+    text = await resp.text()
+    assert resp.status == 200 and resp.content_type == "text/plain"
+    assert 'shangliang_http_requests_total{method="POST",route="/api/v1/submissions",status="201"} 1' in text
+    assert 'route="/api/v1/cases/{number}",status="404"} 1' in text
+    assert "shangliang_http_request_duration_seconds_bucket" in text
+    assert 'shangliang_submissions_total{decision="new",replay="false"} 1' in text
+    assert 'shangliang_cases{status="received"} 1' in text
+    assert "shangliang_encoder_ready 1" in text
+
+
+# ---- degraded modes and restarts ----------------------------------------------------------------
+
+async def test_encoder_unavailable_still_stores(make_client: MakeClient, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING)
+    client = await make_client(encoder_factory=_broken_encoder)
+    health = await (await client.get("/health")).json()
+    assert health["encoder"] == "unavailable"
+    status, body = await submit(client, "桥下积水很深，车过不去")
+    assert status == 201 and body["duplicate"]["decision"] == "new"
+    assert _rows(Submission)[0].embedding is None
+    assert "without a vector" in caplog.text
+    await client.close()
+    # Next start with a working encoder: the stored concern gets its vector and enters the index.
+    client = await make_client()
+    stored = _rows(Submission)[0]
+    assert stored.embedding is not None and stored.embedding_model == "fake-bigram"
+    if INDEX_INSTALLED:
+        assert len(client.server.app[ANALYSIS].store) == 1
+
+
+async def test_restart_keeps_everything(make_client: MakeClient) -> None:
+    client = await make_client()
+    _, created = await submit(client, "老旧小区加装电梯的建议", kind="suggestion", client_ref="r-1")
+    await client.close()
+    client = await make_client()
+    resp = await client.get(f"/api/v1/cases/{created['case_number']}")
+    assert resp.status == 200 and (await resp.json())["title"] == "老旧小区加装电梯的建议"
+    status, replay = await submit(client, "老旧小区加装电梯的建议", kind="suggestion", client_ref="r-1")
+    assert status == 200 and replay["case_number"] == created["case_number"]
+    _, nxt = await submit(client, "另一件事：公园厕所太少")
+    assert nxt["case_number"] != created["case_number"]
+    if INDEX_INSTALLED:  # the index was caught up from the database
+        assert len(client.server.app[ANALYSIS].store) == 2
+
+
+async def test_routing_hook_called_for_new_cases(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    fake = types.ModuleType("bot.routing.dispatch")
+    fake.on_case_filed = lambda session, case_id: calls.append(case_id)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "bot.routing.dispatch", fake)
+    await submit(client, "村里的路灯全坏了")
+    assert calls == [_rows(Submission)[0].case_id]
+
+
+async def test_routing_failure_does_not_lose_the_case(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    def explode(session: Any, case_id: int) -> None:
+        raise RuntimeError("directory missing")
+
+    fake = types.ModuleType("bot.routing.dispatch")
+    fake.on_case_filed = explode  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "bot.routing.dispatch", fake)
+    status, body = await submit(client, "菜市场排水沟堵了")
+    assert status == 201
+    assert (await client.get(f"/api/v1/cases/{body['case_number']}")).status == 200
+
+
+# ---- web chat ----------------------------------------------------------------------------------
+
+async def test_chat_page_and_redirect(client: TestClient) -> None:
+    resp = await client.get("/", allow_redirects=False)
+    assert resp.status == 302 and resp.headers["Location"] == "/chat"
+    resp = await client.get("/chat")
+    html = await resp.text()
+    assert resp.status == 200 and 'lang="zh-CN"' in html and "/static/chat.js" in html
+    js = await client.get("/static/chat.js")
+    assert js.status == 200 and "/chat/send" in await js.text()
+
+
+async def test_chat_send_proxies_to_rasa(make_client: MakeClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    received: list[dict] = []
+
+    async def webhook(request: web.Request) -> web.Response:
+        received.append(await request.json())
+        return web.json_response([
+            {"recipient_id": "x", "text": "您好，请问是在哪个小区？", "buttons": [{"title": "幸福小区", "payload": "幸福小区"}]},
+            {"recipient_id": "x", "image": "https://example.org/qr.png"},
+        ])
+
+    rasa = web.Application()
+    rasa.router.add_post("/webhooks/rest/webhook", webhook)
+    server = TestServer(rasa)
+    await server.start_server()
+    try:
+        monkeypatch.setenv("SHANGLIANG_RASA_URL", str(server.make_url("")).rstrip("/"))
+        settings.cache_clear()
+        client = await make_client()
+        resp = await client.post("/chat/send", json={"sender": "abcdef0123456789", "message": "楼道灯坏了"})
+        body = await resp.json()
+        assert resp.status == 200
+        assert body["replies"][0]["text"] == "您好，请问是在哪个小区？"
+        assert body["replies"][0]["buttons"] == [{"title": "幸福小区", "payload": "幸福小区"}]
+        assert body["replies"][1] == {"image": "https://example.org/qr.png"}
+        assert received == [{"sender": "web-abcdef0123456789", "message": "楼道灯坏了"}]
+        resp = await client.post("/chat/send", json={"sender": "../../etc", "message": "hi"})
+        assert resp.status == 400
+    finally:
+        await server.close()
+
+
+async def test_chat_send_when_rasa_is_down(make_client: MakeClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHANGLIANG_RASA_URL", "http://127.0.0.1:9")
+    settings.cache_clear()
+    client = await make_client()
+    resp = await client.post("/chat/send", json={"sender": "abcdef0123456789", "message": "你好"})
+    body = await resp.json()
+    assert resp.status == 503 and body["error"]["code"] == "rasa_unavailable"
+
+
+# ---- the same service on PostgreSQL -------------------------------------------------------------
+
+@pytest.fixture()
+def postgres_url(make_client: MakeClient, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """DATABASE_URL pointing at a private schema of the PostgreSQL test database (set after
+    make_client, which clears any DATABASE_URL of the developer's)."""
+    import uuid
+
+    base = os.environ.get("SHANGLIANG_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+    admin = sa.create_engine(base, connect_args={"connect_timeout": 3})
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text("select 1"))
+    except Exception as exc:
+        admin.dispose()
+        pytest.skip(f"PostgreSQL not reachable at {base}: {type(exc).__name__}")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    url = f"{base}?options=-csearch_path%3D{schema}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    settings.cache_clear()
+    try:
+        yield url
+    finally:
+        db.dispose_engines()
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.mark.postgres
+async def test_postgres_round_trip(postgres_url: str, make_client: MakeClient) -> None:
+    client = await make_client()
+    results = await asyncio.gather(*[submit(client, "广场舞音响太吵，晚上十点还在放", client_ref="pg-ref")
+                                     for _ in range(4)])
+    assert sorted(s for s, _ in results) == [200, 200, 200, 201]
+    first = results[0][1]
+    client.server.app[ANALYSIS].detector.next = ("ask", _rows(Submission)[0].case_id)
+    _, second = await submit(client, "广场上跳舞的音乐声音太大", contact={"phone": "13800000000", "consent": True})
+    resp = await client.post(f"/api/v1/submissions/{second['submission_id']}/merge",
+                             json={"case_number": first["case_number"]})
+    assert (await resp.json())["supporters"] == 2
+    await client.close()
+    client = await make_client()
+    case = await (await client.get(f"/api/v1/cases/{first['case_number'].lower()}")).json()
+    assert case["supporters"] == 2 and case["title"] == "广场舞音响太吵"
+    assert len(_rows(Submission)) == 2 and [c.phone for c in _rows(Contact)] == ["13800000000"]
+    await client.close()  # before the schema is dropped

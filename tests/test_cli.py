@@ -1,0 +1,35 @@
+"""The CLI wires every part in, and the Rasa model cache key follows the training data."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from bot.cli import build_parser
+from bot.commands.train import HASHED_PATHS, training_data_hash
+
+
+def test_every_documented_command_is_registered() -> None:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    for name in ["run", "serve", "train", "build-encoder", "import", "reindex", "eval", "bench", "calibrate"]:
+        assert name in sub.choices, f"missing subcommand {name}"
+
+
+def test_model_hash_changes_with_training_data_only(tmp_path: Path) -> None:
+    repo = Path(__file__).resolve().parent.parent
+    for rel in HASHED_PATHS:
+        src = repo / rel
+        if src.is_dir():
+            shutil.copytree(src, tmp_path / rel)
+        elif src.exists():
+            (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(src, tmp_path / rel)
+    before = training_data_hash(tmp_path)
+    assert training_data_hash(tmp_path) == before
+    (tmp_path / "README.md").write_text("not training data", encoding="utf-8")
+    assert training_data_hash(tmp_path) == before
+    extra = tmp_path / "nlu_data" / "nlu" / "extra.yml"
+    extra.parent.mkdir(parents=True, exist_ok=True)
+    extra.write_text('version: "3.1"\nnlu: []\n', encoding="utf-8")
+    assert training_data_hash(tmp_path) != before

@@ -1,0 +1,148 @@
+"""Same-issue re-check: places and facilities decide, not the cosine alone (fake vectors)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from index.calibrate import fit
+from index.dedup import DEFAULT_CALIBRATION, DuplicateDetector, PastConcern, load_calibration
+from index.evaluate import best_threshold_accuracy, pairwise_scores, replay
+from index.features import FEATURE_NAMES, extract_places, pair_features, profile
+from index.vector_index import VectorIndex
+
+NOISE_DONGLAN = "A5区东澜湾社区旁边的搅拌站每天半夜还在施工，噪音特别大，老人小孩都睡不着，希望尽快处理。"
+NOISE_DONGLAN_AGAIN = "东澜湾社区这边的搅拌站晚上一直轰隆隆响，吵得整栋楼没法休息，已经一个多月了。"
+NOISE_OTHER_ESTATE = "A3区丽发新城小区附近的搅拌站夜间作业，噪音扰民，严重影响居民休息。"
+LIFT = "A3区梅溪湖路12号楼电梯三天两头坏，老人上下楼很困难，物业一直不修。"
+
+
+def close_vectors(n: int, dim: int = 16, seed: int = 0) -> np.ndarray:
+    """Vectors whose cosines sit in e5's compressed band (~0.9), like real concerns."""
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=dim)
+    v = base + 0.33 * np.linalg.norm(base) / np.sqrt(dim) * rng.normal(size=(n, dim))
+    return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_places_and_facilities_are_extracted() -> None:
+    places, districts = extract_places(NOISE_DONGLAN)
+    assert any("东澜湾" in p for p in places)
+    assert "A5区" in districts
+    p = profile(LIFT)
+    assert "电梯" in p.facilities
+    assert "12" in p.numbers
+    assert any("梅溪湖" in x for x in p.places)
+
+
+def test_same_estate_scores_higher_than_other_estate_at_equal_cosine() -> None:
+    detector = DuplicateDetector(VectorIndex(), lambda ids: [])
+    same, reasons = detector.score_pair(NOISE_DONGLAN_AGAIN, None, PastConcern(1, 1, NOISE_DONGLAN), 0.93)
+    other, _ = detector.score_pair(NOISE_OTHER_ESTATE, None, PastConcern(1, 1, NOISE_DONGLAN), 0.93)
+    assert same > other
+    assert any("东澜湾" in r for r in reasons)
+    features = pair_features(profile(NOISE_OTHER_ESTATE), profile(NOISE_DONGLAN), 0.93)
+    assert features[FEATURE_NAMES.index("place_conflict")] == 1.0
+
+
+def _detector(texts: dict[int, str], vectors: np.ndarray, calibration: dict | None = None) -> DuplicateDetector:
+    index = VectorIndex()
+    start = datetime(2026, 3, 1)
+    ids = sorted(texts)
+    index.add(ids, vectors[ids], None, [start + timedelta(days=i) for i in ids])
+    past = {i: PastConcern(i, 100 + i, texts[i], None, start + timedelta(days=i)) for i in ids}
+    return DuplicateDetector(index, lambda wanted: [past[i] for i in wanted if i in past], calibration)
+
+
+def test_decide_returns_one_candidate_per_case_best_first() -> None:
+    vectors = close_vectors(4)
+    detector = _detector({0: NOISE_DONGLAN, 1: NOISE_OTHER_ESTATE, 2: LIFT}, vectors)
+    decision = detector.decide(NOISE_DONGLAN_AGAIN, vectors[3], created_at=datetime(2026, 3, 10))
+    assert decision.candidates, "neighbours in the cosine band must be re-checked"
+    probabilities = [c.probability for c in decision.candidates]
+    assert probabilities == sorted(probabilities, reverse=True)
+    assert len({c.case_id for c in decision.candidates}) == len(decision.candidates)
+    assert decision.candidates[0].submission_id == 0  # the same estate, not the other one
+    assert decision.outcome == detector.outcome(decision.candidates[0].probability)
+
+
+def test_outcomes_follow_thresholds() -> None:
+    detector = DuplicateDetector(VectorIndex(), lambda ids: [], {"merge_threshold": 0.8, "ask_threshold": 0.4})
+    assert detector.outcome(0.9) == "merge"
+    assert detector.outcome(0.5) == "ask"
+    assert detector.outcome(0.1) == "new"
+
+
+def test_nothing_near_means_new() -> None:
+    vectors = close_vectors(2)
+    detector = _detector({0: LIFT}, vectors, {"min_cosine": 0.999})
+    decision = detector.decide(NOISE_DONGLAN, vectors[1])
+    assert decision.outcome == "new" and decision.candidates == []
+
+
+def test_time_window_excludes_old_reports() -> None:
+    vectors = close_vectors(2)
+    detector = _detector({0: NOISE_DONGLAN}, vectors, {"window_days": 30})
+    decision = detector.decide(NOISE_DONGLAN_AGAIN, vectors[1], created_at=datetime(2026, 12, 1))
+    assert decision.candidates == []
+
+
+def test_calibration_file_and_defaults(tmp_path: Path) -> None:
+    assert load_calibration(tmp_path / "missing.json")["weights"] == DEFAULT_CALIBRATION["weights"]
+    custom = {**DEFAULT_CALIBRATION, "weights": [0.0] * len(FEATURE_NAMES), "intercept": 5.0}
+    path = tmp_path / "calibration.json"
+    path.write_text(json.dumps(custom), encoding="utf-8")
+    detector = DuplicateDetector(VectorIndex(), lambda ids: [], path)
+    assert detector.probability([0.0] * len(FEATURE_NAMES)) == pytest.approx(1 / (1 + np.exp(-5.0)))
+    path.write_text(json.dumps({**custom, "features": ["other"]}), encoding="utf-8")
+    assert load_calibration(path)["intercept"] == DEFAULT_CALIBRATION["intercept"]
+
+
+def test_fit_learns_that_place_match_signals_same_issue() -> None:
+    rng = np.random.default_rng(3)
+    X, y = [], []
+    for _ in range(300):
+        same = int(rng.random() < 0.4)
+        row = [0.0] * len(FEATURE_NAMES)
+        row[FEATURE_NAMES.index("cosine")] = rng.normal(0.3 if same else 0.0, 0.3)
+        row[FEATURE_NAMES.index("place_match")] = float(rng.random() < (0.8 if same else 0.1))
+        X.append(row)
+        y.append(same)
+    result = fit(X, y)
+    weights = dict(zip(FEATURE_NAMES, result["weights"], strict=True))
+    assert weights["place_match"] > 1.0
+    assert 0 < result["ask_threshold"] <= result["merge_threshold"] < 1
+
+
+def test_pairwise_scores() -> None:
+    truth = ["a", "a", "a", None, "b", "b"]
+    predicted = [1, 1, 2, 3, 4, 4]
+    scores = pairwise_scores(truth, predicted)
+    # true pairs: 3 in a + 1 in b; predicted pairs: (0,1), (4,5) -> both correct.
+    assert scores["precision"] == 1.0
+    assert scores["recall"] == pytest.approx(0.5)
+
+
+def test_best_threshold_accuracy() -> None:
+    acc, threshold = best_threshold_accuracy([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9])
+    assert acc == 1.0 and 0.2 < threshold <= 0.8
+
+
+def test_replay_merges_the_same_estate_only() -> None:
+    messages = [
+        {"id": "1", "text": NOISE_DONGLAN, "time": "2026-03-01 08:00:00"},
+        {"id": "2", "text": NOISE_OTHER_ESTATE, "time": "2026-03-02 08:00:00"},
+        {"id": "3", "text": NOISE_DONGLAN_AGAIN, "time": "2026-03-03 08:00:00"},
+    ]
+    vectors = close_vectors(3, seed=5)
+    # Fake vectors: let every neighbour through to the re-check; thresholds stay the defaults.
+    case_merge, case_ask, top = replay(messages, vectors,
+                                       lambda idx, fetch: DuplicateDetector(idx, fetch, {"min_cosine": -1.0}),
+                                       progress=False)
+    assert top[2] == 0
+    assert case_merge[1] == 1 and case_ask[1] == 1  # other estate: its own case
+    assert case_ask[2] == 0  # same estate: proposed to the resident (or merged)

@@ -1,0 +1,281 @@
+"""Delivery: each backend against a real local peer, retries with backoff, recovery, dead-letter,
+re-claiming stale leases, and the daily digest."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import json
+import socket
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from aiosmtpd.controller import Controller
+from sqlalchemy import create_engine
+from sqlalchemy.orm import sessionmaker
+
+import bot.routing.models  # noqa: F401
+from bot.delivery import outbox
+from bot.delivery.backends.email import EmailBackend
+from bot.delivery.backends.file import FileBackend
+from bot.delivery.backends.webhook import WebhookBackend, verify
+from bot.delivery.backends.wecom import WeComRobotBackend
+from bot.delivery.digest import enqueue_digests
+from bot.delivery.worker import OutboxWorker
+from bot.routing.dispatch import on_case_filed, reset_directory_cache
+from bot.routing.models import OutboxMessage
+from bot.storage import repository
+from bot.storage.models import Base, Case, utcnow
+
+SECRET = "test-secret"
+
+
+def free_port() -> int:
+    """A port nothing listens on right now (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture()
+def factory(var_dir: Path):
+    engine = create_engine(f"sqlite:///{var_dir / 'delivery.db'}")
+    Base.metadata.create_all(engine)
+    reset_directory_cache()
+    yield sessionmaker(bind=engine, expire_on_commit=False)
+    engine.dispose()
+
+
+class Clock:
+    """Time the worker sees; tests move it forward instead of sleeping through backoff."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 5, 1, 8, 0, 0)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def _enqueue(factory, backend: str, target: dict, key: str = "case:1:m:0", clock: Clock | None = None) -> int:
+    with factory() as s:
+        row = outbox.enqueue(s, key=key, backend=backend, target=target, subject="【社情民意】测试",
+                             body="# 社情民意信息：路灯坏了\n\n- **反映人数**：3 人", payload={"case_number": "SL2026-000001"},
+                             member_id="m_test")
+        if clock:
+            row.next_attempt_at = clock.now
+        s.commit()
+        return row.id
+
+
+def _status(factory, row_id: int) -> OutboxMessage:
+    with factory() as s:
+        return s.get(OutboxMessage, row_id)
+
+
+class Peer:
+    """A local HTTP endpoint that can be switched down (HTTP 503) and up again."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.up = True
+        self.received: list[tuple[dict, dict]] = []
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        if not self.up:
+            return web.Response(status=503, text="maintenance")
+        self.received.append((dict(request.headers), json.loads(body)))
+        if self.kind == "webhook":
+            assert verify(SECRET, body, request.headers.get("X-Shangliang-Signature", ""))
+            return web.json_response({"ok": True})
+        return web.json_response({"errcode": 0, "errmsg": "ok"})
+
+
+@pytest.fixture()
+async def peer_server():
+    runners = []
+
+    async def start(kind: str) -> tuple[Peer, str]:
+        peer = Peer(kind)
+        app = web.Application()
+        app.router.add_post("/hook", peer.handle)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        runners.append(runner)
+        port = site._server.sockets[0].getsockname()[1]
+        return peer, f"http://127.0.0.1:{port}/hook"
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()
+
+
+async def test_file_backend_writes_markdown(factory, var_dir: Path) -> None:
+    row_id = _enqueue(factory, "file", {})
+    counts = await OutboxWorker(factory, {"file": FileBackend()}).run_once()
+    assert counts["sent"] == 1
+    files = list((var_dir / "outbox" / "m_test").glob("*.md"))
+    assert len(files) == 1 and "路灯坏了" in files[0].read_text(encoding="utf-8")
+    assert _status(factory, row_id).status == "sent"
+
+
+async def test_webhook_signed_json(factory, peer_server) -> None:
+    peer, url = await peer_server("webhook")
+    row_id = _enqueue(factory, "webhook", {"url": url, "secret": SECRET})
+    counts = await OutboxWorker(factory, {"webhook": WebhookBackend()}).run_once()
+    assert counts["sent"] == 1
+    headers, payload = peer.received[0]
+    assert headers["X-Shangliang-Delivery"] == "case:1:m:0"
+    assert headers["X-Shangliang-Signature"].startswith("sha256=")
+    assert payload["report"] == {"case_number": "SL2026-000001"}
+    assert _status(factory, row_id).status == "sent"
+
+
+async def test_wecom_robot_markdown(factory, peer_server) -> None:
+    peer, url = await peer_server("wecom")
+    _enqueue(factory, "wecom", {"url": url})
+    counts = await OutboxWorker(factory, {"wecom": WeComRobotBackend()}).run_once()
+    assert counts["sent"] == 1
+    _, payload = peer.received[0]
+    assert payload["msgtype"] == "markdown"
+    assert "路灯坏了" in payload["markdown"]["content"]
+
+
+async def test_smtp_email(factory) -> None:
+    class Inbox:
+        def __init__(self) -> None:
+            self.messages: list = []
+
+        async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd hook name)
+            self.messages.append(envelope)
+            return "250 OK"
+
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        backend = EmailBackend({"host": "127.0.0.1", "port": port, "from": "bot@example.org"})
+        _enqueue(factory, "email", {"to": "member@example.org"})
+        counts = await OutboxWorker(factory, {"email": backend}).run_once()
+    finally:
+        controller.stop()
+    assert counts["sent"] == 1
+    envelope = inbox.messages[0]
+    assert envelope.rcpt_tos == ["member@example.org"]
+    mail = email.message_from_bytes(envelope.original_content or envelope.content, policy=email.policy.default)
+    assert mail["Subject"] == "【社情民意】测试"
+    assert "路灯坏了" in mail.get_content()
+
+
+async def test_endpoint_down_retries_with_backoff_then_recovers(factory, peer_server) -> None:
+    peer, url = await peer_server("webhook")
+    peer.up = False
+    clock = Clock()
+    policy = outbox.RetryPolicy(max_attempts=5, base_seconds=10, max_seconds=1000, lease_seconds=60)
+    worker = OutboxWorker(factory, {"webhook": WebhookBackend(timeout=5)}, policy=policy, clock=clock)
+    row_id = _enqueue(factory, "webhook", {"url": url, "secret": SECRET}, clock=clock)
+
+    delays = []
+    for attempt in range(1, 4):
+        counts = await worker.run_once()
+        assert counts["retry"] == 1
+        row = _status(factory, row_id)
+        assert row.status == "pending" and row.attempts == attempt and "503" in row.last_error
+        delays.append((row.next_attempt_at - clock.now).total_seconds())
+        assert (await worker.run_once()) == {}  # not due yet: nothing is sent early
+        clock.advance(delays[-1])
+    assert delays == [10, 20, 40]  # exponential backoff
+
+    peer.up = True
+    counts = await worker.run_once()
+    assert counts["sent"] == 1
+    assert _status(factory, row_id).status == "sent"
+    assert len(peer.received) == 1
+
+
+async def test_dead_letter_after_max_attempts(factory) -> None:
+    clock = Clock()
+    policy = outbox.RetryPolicy(max_attempts=3, base_seconds=1, max_seconds=10, lease_seconds=60)
+    # Nothing listens on this port: every attempt is refused.
+    worker = OutboxWorker(factory, {"webhook": WebhookBackend(timeout=2)}, policy=policy, clock=clock)
+    row_id = _enqueue(factory, "webhook", {"url": f"http://127.0.0.1:{free_port()}/hook"}, clock=clock)
+    outcomes = []
+    for _ in range(3):
+        counts = await worker.run_once()
+        outcomes.append(dict(counts))
+        clock.advance(60)
+    assert outcomes == [{"retry": 1}, {"retry": 1}, {"dead": 1}]
+    row = _status(factory, row_id)
+    assert row.status == "dead" and row.attempts == 3
+    assert (await worker.run_once()) == {}  # dead letters stay put
+    with factory() as s:
+        assert outbox.requeue_dead(s) == 1
+    assert _status(factory, row_id).status == "pending"
+
+
+async def test_stale_claim_is_picked_up_again(factory, peer_server) -> None:
+    """A worker that died after claiming (status `sending`) loses nothing: after the lease, it is re-sent."""
+    peer, url = await peer_server("webhook")
+    clock = Clock()
+    policy = outbox.RetryPolicy(max_attempts=5, base_seconds=10, lease_seconds=120)
+    row_id = _enqueue(factory, "webhook", {"url": url, "secret": SECRET}, clock=clock)
+    with factory() as s:
+        assert outbox.claim(s, 10, policy, now=clock.now) == [row_id]  # ...and then the process "dies"
+    worker = OutboxWorker(factory, {"webhook": WebhookBackend()}, policy=policy, clock=clock)
+    assert (await worker.run_once()) == {}  # lease still held
+    clock.advance(121)
+    assert (await worker.run_once())["sent"] == 1
+    row = _status(factory, row_id)
+    assert row.status == "sent" and row.attempts == 2
+
+
+async def test_two_workers_never_send_the_same_message_twice(factory, peer_server) -> None:
+    peer, url = await peer_server("webhook")
+    for i in range(6):
+        _enqueue(factory, "webhook", {"url": url, "secret": SECRET}, key=f"case:{i}:m:0")
+    workers = [OutboxWorker(factory, {"webhook": WebhookBackend()}, batch=6) for _ in range(2)]
+    results = await asyncio.gather(*(w.run_once() for w in workers))
+    assert sum(r["sent"] for r in results) == 6
+    keys = [headers["X-Shangliang-Delivery"] for headers, _ in peer.received]
+    assert sorted(keys) == sorted(set(keys)) and len(keys) == 6
+
+
+def test_daily_digest_new_grown_and_overdue(factory) -> None:
+    s = factory()
+    day1 = utcnow() + timedelta(minutes=1)  # routes are stamped with the real clock
+    a = repository.create_submission(s, text="东湖区路灯坏了，希望修好", place="东湖区", topic="urban_construction",
+                                     topic_confidence=0.9)
+    b = repository.create_submission(s, text="东湖区公交站没有雨棚", place="东湖区", topic="transport",
+                                     topic_confidence=0.9)
+    s.commit()
+    on_case_filed(s, a.case_id)
+    on_case_filed(s, b.case_id)
+    s.commit()
+    first = enqueue_digests(s, now=day1)
+    s.commit()
+    assert first["m_zhou_jian"] == 2  # two new cases for the district's member
+
+    # Next day: one case gains a supporter, the other passes its due date, nothing new.
+    case_a, case_b = s.get(Case, a.case_id), s.get(Case, b.case_id)
+    case_a.supporter_count += 2
+    case_b.due_at = day1 + timedelta(hours=12)
+    s.commit()
+    second = enqueue_digests(s, now=day1 + timedelta(days=1))
+    s.commit()
+    assert second["m_zhou_jian"] == 2
+    digest = s.query(OutboxMessage).filter(OutboxMessage.key.like(f"digest:m_zhou_jian:{day1 + timedelta(days=1):%Y%m%d}%")).one()
+    assert [c["number"] for c in digest.payload["grown"]] == [case_a.number]
+    assert digest.payload["grown"][0]["before"] == 1
+    assert [c["number"] for c in digest.payload["overdue"]] == [case_b.number]
+    assert digest.payload["new"] == []
+    assert "反映人数增加" in digest.body and "已超过办理期限" in digest.body
+    s.close()
