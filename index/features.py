@@ -28,14 +28,19 @@ USER_DICT_DIR = REPO_ROOT / "nlu_data" / "jieba"
 # Order matters: names are read as "<specific name><suffix>" and the longest suffix wins.
 PLACE_SUFFIXES = (
     "小区", "社区", "街道", "大道", "路", "街", "巷", "村", "组", "镇", "乡", "号楼", "栋", "单元",
-    "花园", "公寓", "大厦", "广场", "家园", "新村", "新城", "苑", "府", "湾", "城", "庄园", "山庄",
+    "花园", "公寓", "大厦", "广场", "家园", "新村", "新城", "苑", "湾", "庄园", "山庄",
     "小学", "中学", "学校", "大学", "学院", "幼儿园", "医院", "卫生院", "公园", "市场", "菜市场",
-    "工业园", "园区", "开发区", "车站", "高铁站", "地铁站", "站", "桥", "河", "湖", "水库",
+    "工业园", "园区", "开发区", "车站", "高铁站", "地铁站", "桥", "河", "湖", "水库",
 )
 # Masked or real administrative units: coarse, shared by many unrelated reports. No bare "区"
 # for real names: 小区/社区/园区 are places, not districts.
-DISTRICT_RE = re.compile(r"[A-Z]\d{0,2}[省市区县]|[\u4e00-\u9fa5]{2,3}(?:省|市|县)(?![\u4e00-\u9fa5]*(?:路|街))")
-SUFFIX_RE = re.compile("(?:" + "|".join(sorted(PLACE_SUFFIXES, key=len, reverse=True)) + ")$")
+# Administrative units, coarse and shared by many unrelated reports. Only the masked form of
+# published government data (A市, A3区, K8县) is recognised: real names are too easily confused
+# with ordinary words ending in 市/县 ("影响市容"); residents' own `place` is compared as a place.
+DISTRICT_RE = re.compile(r"[A-Z]\d{0,2}\s?[省市区县]")
+SUFFIX_ALT = "|".join(sorted(PLACE_SUFFIXES, key=len, reverse=True))
+SUFFIX_RE = re.compile("(?:" + SUFFIX_ALT + ")$")
+SUFFIX_FIND_RE = re.compile(SUFFIX_ALT)
 # Tokens that end a name when read leftwards (function words, verbs residents put before places).
 NAME_BREAK = set("的在是了和与及我你他她们住于到从对把被向为位个这那该本里家有没都也就还要请问附近旁边门口对面，。、；：！？,.;:!? ")
 ORG_SUFFIX_RE = re.compile(r"(?:公司|集团|物业|开发商|局|委员会|中心|派出所|银行|酒店|工厂|厂)$")
@@ -49,6 +54,8 @@ FACILITIES = (
     "工地", "施工", "渣土", "广场舞", "化工", "养殖", "采砂", "砂石", "工资", "欠薪", "拖欠", "房租", "车库",
     "消防", "下水道", "井盖", "道路", "积水", "桥梁", "健身", "农贸市场", "厕所", "排水", "污染", "空气",
 )
+# Residents say when they report something again.
+REPEAT_RE = re.compile(r"再次|又一次|第[二三四五2-5]次|多次反映|多次投诉|也谈|仍未|仍然没有|还是没有|至今没有|一直没有")
 NUMBER_RE = re.compile(r"\d+(?:\.\d+)?")
 YEAR_RE = re.compile(r"(?:19|20)\d{2}")
 # Generic words that say nothing about which issue it is.
@@ -98,10 +105,27 @@ def _named(tokens: list[str], suffix_re: re.Pattern[str]) -> set[str]:
     return found
 
 
+def _places(text: str, boundaries: set[int]) -> set[str]:
+    """Names before a place suffix: the shortest stem (2-8 chars) that starts at a jieba token
+    boundary and holds no function character ("拆除五一桥来建" -> 五一桥)."""
+    found: set[str] = set()
+    for m in SUFFIX_FIND_RE.finditer(text):
+        end = m.start()
+        for start in range(end - 2, max(-1, end - 9), -1):
+            stem = text[start:end]
+            if any(ch in NAME_BREAK for ch in stem) or stem in FACILITIES:
+                break
+            if start in boundaries:
+                found.add(stem + m.group(0))
+                break
+    return found
+
+
 def extract_places(text: str) -> tuple[set[str], set[str]]:
-    """(specific places such as 东澜湾社区 / 12号楼, districts such as A3区), read from jieba tokens."""
-    districts = {m.group(0) for m in DISTRICT_RE.finditer(text)}
-    return _named(jieba.lcut(DISTRICT_RE.sub("，", text)), SUFFIX_RE), districts
+    """(specific places such as 东澜湾社区 / 12号楼, districts such as A3区)."""
+    districts = {m.group(0).replace(" ", "") for m in DISTRICT_RE.finditer(text)}
+    masked = DISTRICT_RE.sub(lambda m: "，" * len(m.group(0)), text)
+    return _places(masked, {start for _, start, _ in jieba.tokenize(masked)}), districts
 
 
 @dataclass
@@ -115,6 +139,7 @@ class Profile:
     numbers: set[str] = field(default_factory=set)
     keywords: dict[str, float] = field(default_factory=dict)
     bigrams: frozenset[str] = field(default_factory=frozenset)
+    repeat: bool = False
 
 
 # The anchors of a concern are near its start (title, first sentences); reading further costs time.
@@ -140,17 +165,20 @@ def profile(text: str, place: str | None = None) -> Profile:
     """Extract anchors from a concern (and the place the resident gave, if any). Cached: texts repeat."""
     ensure_jieba()
     full = f"{place or ''} {(text or '')[:MAX_CHARS]}".strip()
-    districts = {m.group(0) for m in DISTRICT_RE.finditer(full)}
-    tokens = jieba.lcut(DISTRICT_RE.sub("，", full))
+    districts = {m.group(0).replace(" ", "") for m in DISTRICT_RE.finditer(full)}
+    masked = DISTRICT_RE.sub(lambda m: "，" * len(m.group(0)), full)
+    spans = list(jieba.tokenize(masked))
+    tokens = [tok for tok, _, _ in spans]
     compact = re.sub(r"[^\u4e00-\u9fa5A-Za-z0-9]", "", full)
     return Profile(
-        places=_named(tokens, SUFFIX_RE),
+        places=_places(masked, {start for _, start, _ in spans}),
         districts=districts,
         facilities={f for f in FACILITIES if f in full},
         orgs=_named(tokens, ORG_SUFFIX_RE),
         numbers={n for n in NUMBER_RE.findall(DISTRICT_RE.sub(" ", full)) if not YEAR_RE.fullmatch(n)},
         keywords=_keywords(tokens),
         bigrams=frozenset(compact[i: i + 2] for i in range(len(compact) - 1)),
+        repeat=bool(REPEAT_RE.search(full)),
     )
 
 
@@ -160,9 +188,15 @@ def _jaccard(a: set[str] | frozenset[str], b: set[str] | frozenset[str]) -> floa
     return len(a & b) / len(a | b)
 
 
+def same_place(x: str, y: str) -> bool:
+    """One name contains the other (东澜湾 / 东澜湾社区), or a one-character typo (岳磁社区 / 岳词社区)."""
+    if x in y or y in x:
+        return True
+    return len(x) == len(y) >= 4 and x[-2:] == y[-2:] and sum(a != b for a, b in zip(x, y, strict=True)) == 1
+
+
 def _fuzzy_overlap(a: set[str], b: set[str]) -> bool:
-    """Any pair of names where one contains the other (东澜湾 vs 东澜湾社区)."""
-    return any(x in y or y in x for x in a for y in b)
+    return any(same_place(x, y) for x in a for y in b)
 
 
 def _weighted_overlap(a: dict[str, float], b: dict[str, float]) -> float:
@@ -185,6 +219,7 @@ FEATURE_NAMES = (
     "keyword_overlap",
     "bigram_jaccard",
     "log_gap_days",
+    "repeat_marker",   # the new text says it is reporting again
 )
 
 
@@ -204,13 +239,14 @@ def pair_features(a: Profile, b: Profile, cosine: float, gap_days: float | None 
         _weighted_overlap(a.keywords, b.keywords),
         _jaccard(a.bigrams, b.bigrams),
         math.log1p(abs(gap_days)) if gap_days is not None else 0.0,
+        float(a.repeat),
     ]
 
 
 def shared_anchors(a: Profile, b: Profile) -> list[str]:
     """Human-readable reasons: what the two concerns have in common."""
     reasons = []
-    places = sorted({x for x in a.places for y in b.places if x in y or y in x}, key=len, reverse=True)
+    places = sorted({x for x in a.places for y in b.places if same_place(x, y)}, key=len, reverse=True)
     if places:
         reasons.append("地点:" + "、".join(places[:3]))
     if a.facilities & b.facilities:

@@ -71,7 +71,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory, rasa_model: Path, encoder_mo
 
     var = tmp_path_factory.mktemp("stack-var")
     # The encoder folder is shared, not rebuilt, for the test deployment.
-    extra_env = {"SHANGLIANG_ENCODER_PATH": str(encoder_model_path), "SHANGLIANG_API_TOKEN": "test-token"}
+    from tests.fake_wechat_server import E2E_ENV
+
+    extra_env = {
+        "SHANGLIANG_ENCODER_PATH": str(encoder_model_path),
+        "SHANGLIANG_API_TOKEN": "test-token",
+        **E2E_ENV,  # test-only WeChat/WeCom credentials so the channel tests can talk to this stack
+    }
     running = Stack(var_dir=var, model_path=rasa_model, ports=Ports.free(), echo=False, extra_env=extra_env)
     running.start()
     try:

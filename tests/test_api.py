@@ -65,6 +65,19 @@ class FakeDetector:
             SimpleNamespace(case_id=case_id, submission_id=1, probability=0.91, cosine=0.95)])
 
 
+class FakeClassifier:
+    """Traffic when the text mentions cars or roads, else a low-confidence guess."""
+
+    def predict(self, texts: list[str], vectors: np.ndarray) -> list[list[tuple[str, float]]]:
+        assert vectors.shape == (len(texts), FakeEncoder.dim)  # the one embedding is reused
+        return [[("traffic", 0.83), ("urban_construction", 0.1)] if ("车" in t or "路" in t)
+                else [("other", 0.3)] for t in texts]
+
+
+def _no_classifier() -> None:
+    return None
+
+
 def _broken_encoder() -> FakeEncoder:
     raise FileNotFoundError("no model folder")
 
@@ -76,11 +89,16 @@ MakeClient = Callable[..., Awaitable[TestClient]]
 async def make_client(var_dir: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[MakeClient]:
     monkeypatch.setenv("SHANGLIANG_API_TOKEN", TOKEN)
     monkeypatch.delenv("DATABASE_URL", raising=False)  # a developer's own database is never touched
+    # Routing is another part (tested on its own); here it is a no-op unless a test installs a fake.
+    no_routing = types.ModuleType("bot.routing.dispatch")
+    no_routing.on_case_filed = lambda session, case_id: None  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "bot.routing.dispatch", no_routing)
     settings.cache_clear()
     clients: list[TestClient] = []
 
-    async def make(encoder_factory: Callable[[], Any] = FakeEncoder, fake_detector: bool = True) -> TestClient:
-        app = create_app(encoder_factory=encoder_factory)
+    async def make(encoder_factory: Callable[[], Any] = FakeEncoder,
+                   classifier_factory: Callable[[], Any] = _no_classifier, fake_detector: bool = True) -> TestClient:
+        app = create_app(encoder_factory=encoder_factory, classifier_factory=classifier_factory)
         client = TestClient(TestServer(app))
         await client.start_server()
         await app[BACKGROUND]  # encoder, index catch-up and backfill are done
@@ -167,7 +185,8 @@ async def test_idempotent_replay(client: TestClient) -> None:
     first_status, first = await submit(client, "公交站的雨棚坏了，下雨没地方躲", client_ref="rasa-42-7")
     again_status, again = await submit(client, "公交站的雨棚坏了，下雨没地方躲", client_ref="rasa-42-7")
     assert (first_status, again_status) == (201, 200)
-    assert again == first
+    for key in ("submission_id", "case_number", "duplicate", "topic"):
+        assert again[key] == first[key]
     assert len(_rows(Submission)) == 1
 
 
@@ -451,11 +470,20 @@ async def test_restart_keeps_everything(make_client: MakeClient) -> None:
 
 async def test_routing_hook_called_for_new_cases(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
+
+    def route(session: Any, case_id: int) -> None:
+        calls.append(case_id)
+        session.execute(sa.text("update cases set status = 'assigned' where id = :id"), {"id": case_id})
+
     fake = types.ModuleType("bot.routing.dispatch")
-    fake.on_case_filed = lambda session, case_id: calls.append(case_id)  # type: ignore[attr-defined]
+    fake.on_case_filed = route  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "bot.routing.dispatch", fake)
-    await submit(client, "村里的路灯全坏了")
+    _, body = await submit(client, "村里的路灯全坏了")
     assert calls == [_rows(Submission)[0].case_id]
+    assert body["status"] == "assigned"  # the answer reflects what routing stored
+    client.server.app[ANALYSIS].detector.next = ("merge", calls[0])
+    _, merged = await submit(client, "村里路灯都不亮")
+    assert merged["duplicate"]["decision"] == "merged" and len(calls) == 1  # routed once per case
 
 
 async def test_routing_failure_does_not_lose_the_case(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -571,3 +599,17 @@ async def test_postgres_round_trip(postgres_url: str, make_client: MakeClient) -
     assert case["supporters"] == 2 and case["title"] == "广场舞音响太吵"
     assert len(_rows(Submission)) == 2 and [c.phone for c in _rows(Contact)] == ["13800000000"]
     await client.close()  # before the schema is dropped
+
+
+async def test_topic_from_classifier(make_client: MakeClient) -> None:
+    client = await make_client(classifier_factory=FakeClassifier)
+    _, traffic = await submit(client, "学校门口接送孩子的车太多，早上堵得走不动")
+    assert traffic["topic"]["id"] == "traffic" and traffic["topic"]["confidence"] == pytest.approx(0.83)
+    assert traffic["topic"]["name"]  # from the taxonomy when it knows the id
+    _, unsure = await submit(client, "希望多办一些社区文化活动")
+    assert unsure["topic"]["id"] == "other"
+    with db.session_scope() as session:
+        review = dict(session.execute(sa.text("select number, needs_review from cases")).all())
+    assert review == {traffic["case_number"]: False, unsure["case_number"]: True}  # below topics.review_below
+    case = await (await client.get(f"/api/v1/cases/{traffic['case_number']}")).json()
+    assert case["topic"]["id"] == "traffic"

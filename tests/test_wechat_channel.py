@@ -248,7 +248,7 @@ async def test_retries_with_same_msgid_make_one_turn(served):
     results = await asyncio.gather(*(client.send(xml) for _ in range(3)))
     assert len(agent.turns) == 1
     contents = [r[1]["Content"] for r in results if r[1] is not None]
-    assert contents and set(contents) == {"收到：垃圾站三天没清运了"}
+    assert contents == ["收到：垃圾站三天没清运了"] * 3  # every copy gets the same answer
     # A later retry (WeChat lost our answer) gets the same reply, still without a second turn.
     _, again, _ = await client.send(xml)
     assert again["Content"] == "收到：垃圾站三天没清运了"
@@ -497,3 +497,154 @@ def test_campaign_rejects_bad_scene_and_dates(engine):
     now = datetime.utcnow()
     with pytest.raises(ValueError):
         campaigns.create_campaign(engine, title="t", question="q", opens_at=now, closes_at=now - timedelta(days=1))
+
+
+# --- a real Rasa server with a tiny model, trained here (no dependency on the project's data) ---
+
+TINY_CONFIG = """recipe: default.v1
+language: zh
+assistant_id: tiny-wechat-test
+pipeline:
+  - name: KeywordIntentClassifier
+policies:
+  - name: RulePolicy
+"""
+TINY_DOMAIN = """version: "3.1"
+intents: [greet, share_media, start_campaign]
+entities: [campaign]
+slots:
+  campaign:
+    type: text
+    influence_conversation: false
+    mappings:
+      - type: from_entity
+        entity: campaign
+responses:
+  utter_greet:
+    - text: "您好！请说说您遇到的问题。"
+  utter_media:
+    - text: "照片收到了，会附在您反映的问题里。"
+"""
+TINY_NLU = """version: "3.1"
+nlu:
+  - intent: greet
+    examples: |
+      - 你好
+  - intent: share_media
+    examples: |
+      - 图片
+  - intent: start_campaign
+    examples: |
+      - 专题
+"""
+TINY_RULES = """version: "3.1"
+rules:
+  - rule: greet
+    steps: [{intent: greet}, {action: utter_greet}]
+  - rule: media
+    steps: [{intent: share_media}, {action: utter_media}]
+  - rule: campaign tag is silent
+    steps: [{intent: start_campaign}, {action: action_listen}]
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny_rasa(tmp_path_factory):
+    """`rasa run` with the WeChat channel from credentials.yml, on a tiny keyword model (~35 s)."""
+    import os
+    import shutil
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+    from pathlib import Path
+
+    root = tmp_path_factory.mktemp("tiny-rasa")
+    (root / "data").mkdir()
+    for name, text in {"config.yml": TINY_CONFIG, "domain.yml": TINY_DOMAIN, "data/nlu.yml": TINY_NLU,
+                       "data/rules.yml": TINY_RULES,
+                       "credentials.yml": "bot.channels.wechat.WeChatInput:\n"}.items():
+        (root / name).write_text(text, encoding="utf-8")
+    rasa = shutil.which("rasa") or str(Path(sys.executable).with_name("rasa"))
+    repo = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, **E2E_ENV, "OMP_NUM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2",
+           "RASA_TELEMETRY_ENABLED": "false", "SHANGLIANG_VAR": str(root / "var"),
+           "DATABASE_URL": f"sqlite:///{root / 'channels.db'}", "WECHAT_APP_SECRET": "",
+           "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))}
+    subprocess.run([rasa, "train", "--fixed-model-name", "tiny", "--out", "models"], cwd=root, env=env,
+                   check=True, capture_output=True, timeout=300)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = open(root / "rasa.log", "w")
+    proc = subprocess.Popen([rasa, "run", "-m", "models/tiny.tar.gz", "--credentials", "credentials.yml",
+                             "--port", str(port), "--enable-api"], cwd=root, env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 240
+        while True:
+            try:
+                with urllib.request.urlopen(base + "/status", timeout=2):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.time() > deadline:
+                    raise RuntimeError((root / "rasa.log").read_text()[-3000:]) from None
+                time.sleep(1)
+        yield base, root
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        log.close()
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+async def test_real_rasa_safe_mode_turns_retries_and_campaign(tiny_rasa):
+    base, root = tiny_rasa
+    client = WeChatClient(f"{base}/webhooks/wechat/webhook", aes=True)
+    status, reply, elapsed = await client.send(wechat_xml("text", {"Content": "你好"}, msg_id=11, sender="oE2E"))
+    assert status == 200 and reply["Content"] == "您好！请说说您遇到的问题。" and elapsed < 4.0
+
+    xml = wechat_xml("text", {"Content": "你好"}, msg_id=12, sender="oRetry")
+    results = await asyncio.gather(*(client.send(xml) for _ in range(3)))
+    assert [r[1]["Content"] for r in results] == ["您好！请说说您遇到的问题。"] * 3
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{base}/conversations/oRetry/tracker") as resp:
+            tracker = await resp.json()
+    assert len([e for e in tracker["events"] if e["event"] == "user"]) == 1  # one dialogue turn
+
+    _, reply, _ = await client.send(wechat_xml("image", {"PicUrl": "http://x/p.jpg", "MediaId": "m9"}, msg_id=13))
+    assert reply["Content"] == "照片收到了，会附在您反映的问题里。"
+
+    engine = create_engine(f"sqlite:///{root / 'channels.db'}")
+    campaigns.create_campaign(engine, title="加装电梯", question="您小区加装电梯难在哪里？", scene="lift")
+    fields = {"Event": "subscribe", "EventKey": "qrscene_lift", "Ticket": "t"}
+    _, reply, _ = await client.send(wechat_xml("event", fields, sender="oCamp"))
+    assert "加装电梯" in reply["Content"] and "难在哪里" in reply["Content"]
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{base}/conversations/oCamp/tracker") as resp:
+            tracker = await resp.json()
+    assert tracker["slots"]["campaign"] == "lift"
+    user = [e for e in tracker["events"] if e["event"] == "user"][-1]
+    assert user["metadata"]["campaign"] == "lift"
+
+    status, _ = await client.post_raw(HOSTILE["billion-laughs"], {"signature": "x", "timestamp": "1", "nonce": "n"})
+    assert status == 403
+    log = (root / "rasa.log").read_text()
+    assert E2E_ENV["WECHAT_TOKEN"] not in log and E2E_ENV["WECHAT_AES_KEY"] not in log
+
+
+def test_msgstore_purges_old_records(engine):
+    store = MessageStore(engine)
+    store.claim("wechat", "old", "oU")
+    assert store.purge(timedelta(days=3)) == 0
+    assert store.purge(timedelta(seconds=-1)) == 1 and store.get("wechat", "old") is None
+
+
+async def test_reply_text_cannot_break_out_of_cdata(served):
+    tricky = "好的]]></Content><MsgType><![CDATA[news]]></MsgType><Content><![CDATA[x"
+    agent = FakeAgent(reply=tricky)
+    _, client = await served(agent)
+    _, reply, _ = await client.send(wechat_xml("text", {"Content": "hi"}, msg_id=8001))
+    assert reply["MsgType"] == "text" and reply["Content"] == tricky

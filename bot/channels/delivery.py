@@ -16,6 +16,8 @@ from bot.channels.msgstore import MessageStore
 
 logger = logging.getLogger(__name__)
 
+KEEP_RECORDS = timedelta(days=3)
+
 
 class ApiDelivery:
     """Mixin: needs `channel_name`, a `store` (MessageStore) and an `api` with `send_text(to, text)`."""
@@ -64,6 +66,8 @@ class ApiDelivery:
             return
         self._last_sweep = now
         self._keep(asyncio.create_task(self.resend_pending()))
+        # Bookkeeping is only needed for WeChat's retries and the 48-hour customer-service window.
+        self._keep(asyncio.create_task(asyncio.to_thread(self.store.purge, KEEP_RECORDS)))
 
     async def resend_pending(self, older_than: timedelta = timedelta(seconds=30)) -> int:
         """Send stored replies still waiting for delivery; returns how many went out."""

@@ -206,7 +206,9 @@ class WeChatInput(ApiDelivery, InputChannel):
         text = await self.handle(msg, on_new_message)
         if not text:
             return response.text(SUCCESS)
-        xml = TextReply(source=msg.target, target=msg.source, content=text).render()
+        # wechatpy wraps the text in CDATA without escaping: split any "]]>" so it cannot end it early.
+        safe_text = text.replace("]]>", "]]]]><![CDATA[>")
+        xml = TextReply(source=msg.target, target=msg.source, content=safe_text).render()
         if encrypted:
             xml = self._crypto.encrypt_message(xml, nonce, timestamp)
         return response.text(xml, content_type="application/xml")
@@ -265,8 +267,7 @@ class WeChatInput(ApiDelivery, InputChannel):
             logger.info("reply for a WeChat message is late; it will go out via the customer-service API")
             self._keep(asyncio.create_task(self._deliver_when_done(task, key, openid)))
             return None
-        replies = await asyncio.to_thread(self.store.take, CHANNEL, key, "passive")
-        return self._passive(replies, openid)
+        return await self._take_passive(key, openid)
 
     async def _run_and_store(self, on_new_message: OnNewMessage, key: str, openid: str, inbound: Inbound) -> None:
         try:
@@ -287,6 +288,21 @@ class WeChatInput(ApiDelivery, InputChannel):
             self._keep(asyncio.create_task(self._send_api(openid, "\n".join(chunks[1:]))))
         return chunks[0]
 
+    async def _take_passive(self, key: str, openid: str) -> str | None:
+        """The passive reply for `key`: delivered now, or the same text again if it already went passively.
+
+        Answering every copy of a retried message alike is safe: WeChat keeps one response per MsgId
+        (the earlier connections are the ones it gave up on). A reply sent by the API is not repeated.
+        """
+        replies = await asyncio.to_thread(self.store.take, CHANNEL, key, "passive")
+        if replies is not None:
+            return self._passive(replies, openid)
+        record = await asyncio.to_thread(self.store.get, CHANNEL, key)
+        if record is None or record.delivered_via != "passive":
+            return None
+        chunks = pack_replies(record.replies, MAX_TEXT_BYTES)
+        return chunks[0] if chunks else None
+
     async def _reply_for_retry(self, key: str) -> str | None:
         """A retry of a message already being handled: wait for its reply, never run it again."""
         deadline = time.monotonic() + self.reply_timeout
@@ -294,15 +310,8 @@ class WeChatInput(ApiDelivery, InputChannel):
             record = await asyncio.to_thread(self.store.get, CHANNEL, key)
             if record is None:
                 return None
-            if record.status in (READY, FAILED):
-                replies = await asyncio.to_thread(self.store.take, CHANNEL, key, "passive")
-                return self._passive(replies, record.recipient)
-            if record.status == DELIVERED:
-                # Our earlier passive answer was lost on the way (that is why WeChat retried).
-                if record.delivered_via == "passive":
-                    chunks = pack_replies(record.replies, MAX_TEXT_BYTES)
-                    return chunks[0] if chunks else None
-                return None
+            if record.status in (READY, FAILED, DELIVERED):
+                return await self._take_passive(key, record.recipient)
             if time.monotonic() >= deadline:
                 return None
             await asyncio.sleep(0.1)

@@ -48,15 +48,18 @@ class Analysis:
     """Encoder, classifier and duplicate index behind one small interface, loaded in the background."""
 
     def __init__(self, session_factory: sessionmaker,
-                 encoder_factory: Callable[[], Any] | None = None) -> None:
+                 encoder_factory: Callable[[], Any] | None = None,
+                 classifier_factory: Callable[[], Any] | None = None) -> None:
         self.session_factory = session_factory
         self._encoder_factory = encoder_factory
+        self._classifier_factory = classifier_factory
         self.encoder: Any | None = None
         self.store: Any | None = None
         self.detector: Any | None = None
         self.classifier: Any | None = None
         self._taxonomy: Any | None = None
-        self.ready = threading.Event()
+        self.ready = threading.Event()  # everything loaded (or given up)
+        self.core_ready = threading.Event()  # encoder and duplicate index loaded (or given up)
         self.loading = False
         # One writer for index mutations (add, catch-up, rebuild); encoding is serialised too, the
         # machine has two cores and torch threads would only fight.
@@ -71,10 +74,14 @@ class Analysis:
             self._load_encoder()
             if self.encoder is not None:
                 self._load_index()
-                self._load_classifier()
                 self._warm_up()
+            # Submissions may proceed now; the classifier (possibly trained on first use) follows.
+            self.core_ready.set()
+            if self.encoder is not None:
+                self._load_classifier()
         finally:
             self.loading = False
+            self.core_ready.set()
             self.ready.set()
 
     def _load_encoder(self) -> None:
@@ -112,6 +119,9 @@ class Analysis:
     def _load_classifier(self) -> None:
         """`bot.topics.classifier.default_classifier()` if the topics part provides it, else the
         pickle named by `topics.model_path` in intake.yml; no classifier means topic null."""
+        if self._classifier_factory is not None:
+            self.classifier = self._classifier_factory()
+            return
         module = _optional("bot.topics.classifier")
         if module is None:
             return

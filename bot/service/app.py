@@ -32,9 +32,11 @@ class AccessLogger(AbstractAccessLogger):
         self.logger.info("%s %s %d %.0fms", request.method, request.path, response.status, time * 1000)
 
 
-def create_app(*, encoder_factory: Callable[[], Any] | None = None, upgrade_db: bool = True,
+def create_app(*, encoder_factory: Callable[[], Any] | None = None,
+               classifier_factory: Callable[[], Any] | None = None, upgrade_db: bool = True,
                database_url: str | None = None) -> web.Application:
-    """The intake service. `encoder_factory` replaces index.encoder.default_encoder (tests)."""
+    """The intake service. The factories replace index.encoder.default_encoder and
+    bot.topics.classifier.default_classifier (tests use tiny fakes)."""
     config = settings()
     max_body = int(config["service"].get("max_body_bytes", 262144))
     metrics = Metrics()
@@ -44,7 +46,7 @@ def create_app(*, encoder_factory: Callable[[], Any] | None = None, upgrade_db: 
     app[METRICS] = metrics
     app[DATABASE_URL] = database_url
     factory = db.session_factory(database_url)
-    analysis = Analysis(factory, encoder_factory)
+    analysis = Analysis(factory, encoder_factory, classifier_factory)
     app[ANALYSIS] = analysis
     app[PIPELINE] = IntakePipeline(analysis, factory, metrics)
     app[UPGRADE_DB] = upgrade_db
@@ -120,6 +122,7 @@ async def health(request: web.Request) -> web.Response:
         "encoder": _encoder_state(analysis),
         "index": analysis.store is not None,
         "topics": analysis.classifier is not None,
+        "models": "ready" if analysis.ready.is_set() else "loading",
     }
     return web.json_response(body, status=200 if database_ok else 503)
 

@@ -177,8 +177,8 @@ class IntakePipeline:
             if found is not None:
                 return found, 200
 
-        if not self.analysis.ready.is_set() and self.analysis.loading:
-            self.analysis.ready.wait(ENCODER_WAIT_SECONDS)
+        if not self.analysis.core_ready.is_set() and self.analysis.loading:
+            self.analysis.core_ready.wait(ENCODER_WAIT_SECONDS)
         vector = self.analysis.encode(req.text)
         if vector is None:
             log.warning("no encoder available: storing the concern without a vector (encoded later)")
@@ -204,8 +204,10 @@ class IntakePipeline:
             raise
         self.metrics.count_submission(decision)
         self.analysis.index_add(submission.id, vector, None, now)
-        if decision != "merged":
-            self._route(submission.case_id)
+        if decision != "merged" and self._route(submission.case_id):
+            # Routing may have classified and assigned the case: answer with what is stored now.
+            with self._session() as session:
+                result = self._result(session, session.get(Submission, submission.id), decision, ranked)
         log.info("filed submission %d as %s (%s)", submission.id, result["case_number"], decision)
         return result, 201
 
@@ -259,18 +261,21 @@ class IntakePipeline:
             submission.case.needs_review = topic[1] < review_below
         return submission, decision
 
-    def _route(self, case_id: int) -> None:
-        """Hand a new case to routing (another part); its failure never undoes the intake."""
+    def _route(self, case_id: int) -> bool:
+        """Hand a new case to routing (another part) in its own transaction, after the case is
+        committed: a routing failure never undoes the intake. True when routing ran."""
         try:
             dispatch = importlib.import_module("bot.routing.dispatch")
         except ModuleNotFoundError:
-            return
+            return False
         try:
             with self._session() as session:
                 dispatch.on_case_filed(session, case_id)
                 session.commit()
+            return True
         except Exception:
             log.exception("routing failed for case id %d; the case is stored and can be routed again", case_id)
+            return False
 
     # ---- repair --------------------------------------------------------------------------------
     def backfill_vectors(self, batch: int = 64) -> int:

@@ -25,6 +25,12 @@ def register(sub, groups) -> None:
     ev.add_argument("--test", help="labelled JSONL to test on; without it use --cv on --train")
     ev.add_argument("--cv", type=int, default=0, help="k-fold cross-validation on --train")
     ev.add_argument("--unlabeled", help="unlabelled JSONL (title?, text) for vocabulary and self-training")
+    ev.add_argument("--unlabeled-embeddings", action="store_true",
+                    help="encode the unlabelled texts too (cached under var/cache; slow on 2 cores), so "
+                         "self-training pseudo-labels with both models and trains both")
+    ev.add_argument("--weak-labels", action="store_true",
+                    help="label --unlabeled rows whose official `reply` names the departments of one label "
+                         "(nlu_data/topics/departments.yml) and train on them too")
     ev.add_argument("--gov-taxonomy", help="category-system JSON (level1 -> level2 -> [level3]): its names "
                                          "become one prototype example per matching label")
     ev.add_argument("--map-labels", action="store_true",
@@ -41,8 +47,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.no_db:
         model, cached = train_classifier(None, use_embeddings=not args.no_embeddings, force=args.force)
     else:
-        from bot.storage.db import session_scope
+        from bot.storage.db import session_scope, upgrade
 
+        upgrade()  # labelled history lives in the database; make sure its tables exist
         with session_scope() as session:
             model, cached = train_classifier(session, use_embeddings=not args.no_embeddings, force=args.force)
     print(json.dumps({"labels": len(model.classes_), "hash": model.data_hash, "cached": cached,
@@ -87,6 +94,7 @@ def _prototypes(path: str, labels: set[str], use_embeddings: bool):
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from bot.topics.data import message_text, read_jsonl
+    from bot.topics.embeddings import embed_texts
     from bot.topics.evaluate import Unlabeled, cross_validate, save_confusion_png, train_test
 
     if not args.test and args.cv < 2:
@@ -98,12 +106,30 @@ def cmd_eval(args: argparse.Namespace) -> int:
         use_emb = False
     extra = _prototypes(args.gov_taxonomy, set(train.labels), use_emb) if args.gov_taxonomy else None
     unlabeled = None
+    weak = 0
     if args.unlabeled:
-        texts = [message_text(r["text"], r.get("title")) for r in read_jsonl(args.unlabeled)]
-        # Lexical only: encoding thousands of long unlabelled texts costs many minutes on 2 cores.
-        unlabeled = Unlabeled(texts, None)
+        rows = read_jsonl(args.unlabeled)
+        if args.weak_labels:
+            from bot.topics.evaluate import Dataset
+            from bot.topics.weak import weak_labels
+
+            labelled = weak_labels(rows, set(train.labels))
+            weak = len(labelled)
+            weak_texts = {e.text for e in labelled}
+            extra_texts = (extra.texts if extra else []) + [e.text for e in labelled]
+            extra_labels = (extra.labels if extra else []) + [e.label for e in labelled]
+            extra = Dataset(extra_texts, extra_labels, None)
+            use_emb = False if labelled and use_emb else use_emb  # no vectors for the weak rows
+            rows = [r for r in rows if message_text(r["text"], r.get("title")) not in weak_texts]
+        texts = [message_text(r["text"], r.get("title")) for r in rows]
+        # By default lexical only: encoding thousands of long texts costs many minutes on 2 cores.
+        unlabeled = Unlabeled(texts, embed_texts(texts) if use_emb and args.unlabeled_embeddings else None)
+    if not use_emb:
+        train.vectors = None
     if args.test:
         test = _dataset(args.test, args.map_labels, use_emb)
+        if not use_emb:
+            test.vectors = None
         result = train_test(train, test, extra=extra, unlabeled=unlabeled)
         result["mode"] = "train_test"
     else:
@@ -111,7 +137,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         result["mode"] = f"cv{args.cv}"
     png = Path(args.png) if args.png else var_dir() / "eval" / "topics_confusion.png"
     font = save_confusion_png(result, png)
-    result.update({"embeddings": use_emb, "self_training": bool(unlabeled), "prototypes": bool(extra),
+    result.update({"embeddings": use_emb, "self_training": bool(unlabeled), "prototypes": bool(args.gov_taxonomy), "weak_labels": weak,
                    "confusion_png": str(png), "cjk_font": font, "seconds": round(time.time() - started, 1)})
     print(f"accuracy {result['accuracy']:.4f}  macro-F1 {result['macro_f1']:.4f}")
     for label, f1 in result["per_class_f1"].items():
