@@ -39,8 +39,8 @@ SLOT_LABELS = {
     "phone": "联系电话",
     "anonymous": "是否匿名",
 }
-# A description shorter than this (letters/digits only) cannot be a concern on its own.
-MIN_DESCRIPTION_CHARS = 6
+# Below this many letters/digits an answer cannot describe a concern ("有", "投诉").
+MIN_DESCRIPTION_CHARS = 3
 
 
 def _client() -> IntakeClient:
@@ -160,14 +160,14 @@ class ValidateConcernForm(FormValidationAction):
     async def validate_description(self, value: Any, dispatcher: CollectingDispatcher,
                                    tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
         text = str(value or "").strip()
-        if meaningful_length(text) < MIN_DESCRIPTION_CHARS:
+        analysis = await analyze(text) if meaningful_length(text) >= MIN_DESCRIPTION_CHARS else {"vague": True}
+        if analysis.get("vague"):
             dispatcher.utter_message(text="能再多说几句吗？比如出了什么问题、持续多久了、给您带来了什么影响。")
             return {"description": None}
         result: dict[str, Any] = {"description": text}
-        if not tracker.get_slot("place"):
-            # The story told in answer to the question may name the place or time too.
-            for event in prefill_events(await analyze(text), tracker):
-                result[event["name"]] = event["value"]
+        # The story told in answer to the question may name the place or time too.
+        for event in prefill_events(analysis, tracker):
+            result[event["name"]] = event["value"]
         return result
 
     async def validate_place(self, value: Any, dispatcher: CollectingDispatcher,

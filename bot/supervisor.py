@@ -6,6 +6,7 @@ end-to-end tests (logs to files only, free ports, a temporary var/ directory).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -180,7 +181,8 @@ class Stack:
                         + self.tail(proc.name)
                     )
             for name, url in list(pending.items()):
-                if _http_ok(url):
+                # The intake service answers /health at once; it is ready when its models are loaded.
+                if _http_ok(url, require={"models": "ready"} if name == "intake" else None):
                     log.info("%s is ready (%s)", name, url)
                     del pending[name]
             if time.monotonic() > deadline:
@@ -218,9 +220,14 @@ class Stack:
         self.procs.clear()
 
 
-def _http_ok(url: str) -> bool:
+def _http_ok(url: str, require: dict[str, str] | None = None) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as resp:
-            return 200 <= resp.status < 300
+            if not 200 <= resp.status < 300:
+                return False
+            if not require:
+                return True
+            body = json.loads(resp.read().decode("utf-8"))
+            return all(body.get(key) == value for key, value in require.items())
     except (urllib.error.URLError, OSError, ValueError):
         return False

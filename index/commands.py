@@ -192,7 +192,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         encoder = _encoder()
         texts = [message_text(r) for r in read_jsonl(args.vectors_from)]
         real = embed_cached(encoder.encode, texts, encoder.name)
-    source = VectorSource(real)
+    source = VectorSource(real, around_real=args.around_real)
     results: dict[str, Any] = {"vectors": source.kind, "index": []}
     for n in [int(x) for x in args.n.split(",") if x]:
         figures = bench_index(source, n, queries=args.queries, exact_below=args.exact_below,
@@ -201,7 +201,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(json.dumps(figures), flush=True)
         results["index"].append(figures)
     if args.decision_n:
-        if encoder is None:
+        if args.int8:
+            from index.encoder import encoder_from_settings
+
+            encoder = encoder_from_settings(quantize=True)
+        elif encoder is None:
             encoder = _encoder()
         if not texts:
             texts = ["小区旁边的搅拌站每天晚上施工，噪音很大，影响休息。", "3号楼电梯经常坏，老人上下楼很困难。"]
@@ -255,6 +259,8 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     p.add_argument("--queries", type=int, default=500)
     p.add_argument("--vectors-from", default=str(DEFAULT_SOURCE),
                    help="messages JSONL whose embeddings shape the drawn vectors (synthetic if missing)")
+    p.add_argument("--around-real", type=float, default=0.0,
+                   help="draw near random real embeddings with this noise scale (0: one Gaussian)")
     p.add_argument("--exact-below", type=int, default=int(cfg.get("exact_below", 50000)))
     p.add_argument("--hnsw-m", type=int, default=int(cfg.get("hnsw_m", 32)))
     p.add_argument("--ef-search", type=int, default=int(cfg.get("ef_search", 128)))
@@ -262,4 +268,5 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     p.add_argument("--decision-n", type=int, default=100000, help="index size for the full decision (0: skip)")
     p.add_argument("--trials", type=int, default=100)
     p.add_argument("--cold-cache", action="store_true", help="re-extract every candidate's features")
+    p.add_argument("--int8", action="store_true", help="time the decision with the int8-quantised encoder")
     p.set_defaults(func=cmd_bench)

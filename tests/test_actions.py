@@ -310,3 +310,13 @@ async def test_handoff_posts_and_explains_next_step(fake: FakeIntake) -> None:
     assert (method, path) == ("POST", "/api/v1/handoffs")
     assert body["sender"] == "resident-1" and body["channel"] == "rest"
     assert "工作人员" in texts(dispatcher)
+
+
+async def test_description_answer_is_checked_for_vagueness(fake: FakeIntake) -> None:
+    form = ValidateConcernForm()
+    dispatcher = CollectingDispatcher()
+    assert await form.validate_description("有", dispatcher, make_tracker("有"), {}) == {"description": None}
+    assert "多说几句" in texts(dispatcher)
+    fake.analysis = {"vague": False, "place": "阳光小区", "since_when": None, "scope": None, "phone": None}
+    result = await form.validate_description("电梯坏了", CollectingDispatcher(), make_tracker("电梯坏了"), {})
+    assert result == {"description": "电梯坏了", "place": "阳光小区"}

@@ -16,6 +16,7 @@ ANSWERS = [
     ("核对", "确认"),  # first: the read-back itself mentions 匿名 and 联系电话
     ("具体说说", "楼里电梯坏了快一个月，物业一直拖着不修，老人下不了楼"),
     ("发生在哪里", "阳光小区5号楼"),
+    ("针对哪里", "全市的老旧小区"),
     ("什么时候开始", "上个月开始的"),
     ("多少人", "整栋楼"),
     ("联系电话吗", "可以"),
@@ -68,6 +69,15 @@ def test_whole_story_opener_is_not_asked_again_and_is_stored(stack) -> None:
     # Progress without a number finds the resident's own latest case.
     replies = stack.say(sender, "我反映的问题怎么样了")
     assert any(c["case_number"] in " ".join(replies) for c in cases), replies
+
+
+def test_suggestion_skips_time_and_scope(stack) -> None:
+    sender = "e2e-suggest"
+    turns = converse(stack, sender, "建议在老旧小区加装电梯，爬楼对老人太难了", overrides={"联系电话吗": "不留"})
+    text = all_text(turns)
+    assert "建议" in turns[0][0], turns[0]
+    assert "什么时候开始" not in text and "多少人" not in text, text
+    assert cases_of(stack, sender), text
 
 
 def test_vague_opener_gets_a_follow_up_question(stack) -> None:

@@ -16,7 +16,7 @@ def _serve(args: argparse.Namespace) -> int:
     host = args.host or str(service.get("host", "127.0.0.1"))
     port = int(args.port or service.get("port", 8088))
     logging.getLogger("aiohttp.access").setLevel(logging.INFO)
-    web.run_app(create_app(), host=host, port=port, access_log_class=AccessLogger,
+    web.run_app(create_app(run_outbox=not args.no_outbox), host=host, port=port, access_log_class=AccessLogger,
                 print=lambda msg: logging.getLogger("bot.service").info("listening on http://%s:%d", host, port))
     return 0
 
@@ -25,4 +25,6 @@ def register(sub: argparse._SubParsersAction, groups: dict) -> None:
     parser = sub.add_parser("serve", help="run the intake service (REST API, web chat, metrics)")
     parser.add_argument("--host", help="listen address (default: service.host in intake.yml)")
     parser.add_argument("--port", type=int, help="port (default: service.port, 8088)")
+    parser.add_argument("--no-outbox", action="store_true",
+                        help="do not deliver reports from this process (another runs `shangliang deliver`)")
     parser.set_defaults(func=_serve)

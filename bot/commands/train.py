@@ -83,18 +83,24 @@ def ensure_model(force: bool = False, root: Path = REPO_ROOT) -> Path:
     return target
 
 
+def ensure_topic_model() -> None:
+    """Train the topic classifier now (cached by data hash) so the first filed case does not wait for it."""
+    from bot.storage.db import session_scope, upgrade
+    from bot.topics.service import train_classifier
+
+    upgrade()  # labelled history lives in the database
+    with session_scope() as session:
+        model, cached = train_classifier(session)
+    log.info("Topic classifier %s (%d topics)", "is up to date" if cached else "trained", len(model.classes_))
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.print_path:
         print(trained_model_path())
         return 0
     path = ensure_model(force=args.force)
     if not args.rasa_only:
-        try:
-            from bot.topics.training import ensure_topic_model
-        except ImportError:
-            log.info("Topic classifier module not present; skipping")
-        else:
-            ensure_topic_model()
+        ensure_topic_model()
     print(path)
     return 0
 

@@ -17,7 +17,18 @@ from bot.service import api, webchat
 from bot.service.analysis import Analysis
 from bot.service.errors import error_middleware
 from bot.service.intake import IntakePipeline
-from bot.service.keys import ANALYSIS, BACKGROUND, DATABASE_URL, METRICS, PIPELINE, SETTINGS, UPGRADE_DB
+from bot.service.keys import (
+    ANALYSIS,
+    BACKGROUND,
+    DATABASE_URL,
+    METRICS,
+    OUTBOX_STOP,
+    OUTBOX_TASK,
+    PIPELINE,
+    RUN_OUTBOX,
+    SETTINGS,
+    UPGRADE_DB,
+)
 from bot.service.metrics import Metrics, metrics_middleware
 from bot.storage import db, repository
 
@@ -34,7 +45,7 @@ class AccessLogger(AbstractAccessLogger):
 
 def create_app(*, encoder_factory: Callable[[], Any] | None = None,
                classifier_factory: Callable[[], Any] | None = None, upgrade_db: bool = True,
-               database_url: str | None = None) -> web.Application:
+               database_url: str | None = None, run_outbox: bool = False) -> web.Application:
     """The intake service. The factories replace index.encoder.default_encoder and
     bot.topics.classifier.default_classifier (tests use tiny fakes)."""
     config = settings()
@@ -50,6 +61,7 @@ def create_app(*, encoder_factory: Callable[[], Any] | None = None,
     app[ANALYSIS] = analysis
     app[PIPELINE] = IntakePipeline(analysis, factory, metrics)
     app[UPGRADE_DB] = upgrade_db
+    app[RUN_OUTBOX] = run_outbox
 
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics_endpoint)
@@ -66,6 +78,15 @@ async def _startup(app: web.Application) -> None:
         await loop.run_in_executor(None, db.upgrade, app[DATABASE_URL])
     # The encoder takes a while to load: /health and storage answer meanwhile.
     app[BACKGROUND] = asyncio.create_task(_load_models(app))
+    if app[RUN_OUTBOX]:
+        # Reports go out from the database outbox; a stop mid-delivery leaves the row to be re-claimed.
+        from bot.delivery.worker import OutboxWorker
+
+        stop = asyncio.Event()
+        app[OUTBOX_STOP] = stop
+        worker = OutboxWorker(app[PIPELINE].session_factory)
+        interval = float(app[SETTINGS].get("delivery", {}).get("poll_seconds", 5))
+        app[OUTBOX_TASK] = asyncio.create_task(worker.run(interval=interval, stop=stop))
 
 
 async def _load_models(app: web.Application) -> None:
@@ -79,6 +100,9 @@ async def _load_models(app: web.Application) -> None:
 
 
 async def _cleanup(app: web.Application) -> None:
+    if OUTBOX_STOP in app:
+        app[OUTBOX_STOP].set()
+        await asyncio.wait_for(app[OUTBOX_TASK], timeout=30)
     task = app.get(BACKGROUND)
     if task is not None and not task.done():
         # The executor thread cannot be interrupted; wait for it so the database is closed cleanly.
