@@ -65,13 +65,18 @@ nlu-report: train
 	$(PY) -c "import json; r=json.load(open('var/reports/nlu-cv/intent_report.json')); \
 		print(json.dumps({'intent_macro_f1': round(r['macro avg']['f1-score'], 4), 'accuracy': round(r['accuracy'], 4)}))"
 
+DATA ?= ../shared/data
+
 eval: models
-	$(PY) -m bot.cli eval topics --cv 5 --train ../shared/data/gov_messages_labeled.jsonl
-	$(PY) -m bot.cli eval dedup --pairs ../shared/data/pairs_stsb_zh_test.jsonl
+	$(PY) -m bot.cli eval topics --cv 5 --train $(DATA)/gov_messages_labeled.jsonl \
+		--unlabeled $(DATA)/gov_messages_replies.jsonl --gov-taxonomy $(DATA)/gov_taxonomy.json
+	$(PY) -m bot.cli eval clusters --split test
+	$(PY) -m bot.cli eval dedup --pairs $(DATA)/pairs_stsb_zh_test.jsonl --limit 600
 
 bench: train
 	$(PY) -m bot.cli bench encoder
-	$(PY) -m bot.cli bench dedup --n 10000,100000
+	$(PY) -m bot.cli bench dedup --n 10000,100000,1000000 --decision-n 100000
+	$(PY) -m bot.cli bench dialogue
 
 clean:
 	rm -rf var/run var/logs .pytest_cache

@@ -1,9 +1,11 @@
 """`shangliang bench dedup`: index speed and recall at several sizes, and the full decision latency.
 
-Vectors are "real-derived" when a message file is given: real concerns are embedded, and new
-vectors are drawn from a Gaussian with their mean and covariance (so the benchmark sees the
-anisotropy of real e5 embeddings, which random unit vectors lack), then normalised. Without a
-file, an anisotropic synthetic distribution is used. Queries are fresh draws, never indexed rows.
+Vectors are "real-derived" when a message file is given: real concerns are embedded, and each new
+vector is a random real embedding plus noise shaped by their covariance (`around_real`, default
+0.5 in the CLI: cosine statistics then match the real ones), then normalised; with
+around_real=0 they come from one Gaussian with the real mean and covariance, a far harder,
+unclustered case for HNSW. Without a file, an anisotropic synthetic distribution is used.
+Queries are fresh draws, never indexed rows.
 """
 
 from __future__ import annotations
