@@ -64,8 +64,10 @@ def _entity(tracker: Tracker, name: str) -> str | None:
     return str(value) if value is not None else None
 
 
-def _reset(*, keep_kind: bool = False) -> list[EventType]:
+def _reset(*, keep_kind: bool = False, keep_media: bool = False) -> list[EventType]:
     names = FORM_SLOTS + [s for s in STATE_SLOTS if not (keep_kind and s == "kind")]
+    if not keep_media:
+        names.append("media")
     return [SlotSet(name, None) for name in names]
 
 
@@ -107,7 +109,8 @@ class ActionStartConcern(Action):
                   domain: DomainDict) -> list[EventType]:
         text = _text(tracker)
         kind = "suggestion" if _intent(tracker) == "give_suggestion" else "concern"
-        events = _reset() + [SlotSet("kind", kind)]
+        # A photo sent just before the words belongs to this concern.
+        events = _reset(keep_media=True) + [SlotSet("kind", kind)]
         analysis = await analyze(text)
         if analysis.get("vague"):
             dispatcher.utter_message(text="好的，我来帮您记录。" if kind == "concern" else "好的，欢迎您提建议。")
@@ -253,6 +256,10 @@ def submission_payload(tracker: Tracker) -> dict[str, Any]:
         # Stable per confirming message: a retried action or a replayed spool never opens a second case.
         "client_ref": f"{channel}:{tracker.sender_id}:{message_id}",
     }
+    if get("campaign"):
+        payload["campaign"] = str(get("campaign"))
+    if get("media"):
+        payload["media"] = list(get("media"))
     phone = get("phone")
     if get("contact_consent") and phone and phone != NO_PHONE:
         payload["contact"] = {"phone": str(phone), "consent": True}
@@ -350,7 +357,7 @@ class ActionMergeDecision(Action):
             dispatcher.utter_message(text=f"好的，您的问题按编号 {own or '已登记的编号'} 单独跟进。")
             return events
         try:
-            if _intent(tracker) == "affirm":
+            if yes_no(_text(tracker), _intent(tracker)):
                 result = await client.merge(int(submission_id), str(target))
                 supporters = result.get("supporters")
                 dispatcher.utter_message(
@@ -531,3 +538,21 @@ class ActionCoreFallback(Action):
         dispatcher.utter_message(
             text="抱歉，我这边没跟上。您可以重新说一下想反映的问题，或者说“转人工”让工作人员来帮您。")
         return [UserUtteranceReverted()]
+
+
+class ActionAttachMedia(Action):
+    """A photo from WeChat (metadata.media): keep it with the concern being told, say so."""
+
+    def name(self) -> str:
+        return "action_attach_media"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: DomainDict) -> list[dict[str, Any]]:
+        metadata = tracker.latest_message.get("metadata") or {}
+        new = [m for m in metadata.get("media") or [] if isinstance(m, dict)]
+        media = list(tracker.get_slot("media") or []) + new
+        if tracker.active_loop_name:
+            dispatcher.utter_message(text="照片收到了，会和您反映的问题一起提交。")
+        else:
+            dispatcher.utter_message(text="照片收到了。请再用文字简单说说是什么问题、在什么地方，我帮您一起提交。")
+        return [SlotSet("media", media[:9])]

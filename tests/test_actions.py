@@ -237,7 +237,8 @@ async def test_duplicate_offer_then_merge(fake: FakeIntake) -> None:
     await ActionMergeDecision().run(dispatcher, make_tracker("是", "affirm", slots=slots), {})
     assert fake.calls[-1][:3] == ("POST", "/api/v1/submissions/1/merge", {"case_number": "SL2026-000042"})
     assert "SL2026-000042" in texts(dispatcher) and "4位居民" in texts(dispatcher)
-    await ActionMergeDecision().run(CollectingDispatcher(), make_tracker("不用", "deny", slots=slots), {})
+    # Wording beats a misclassified intent: "别合并" labelled affirm still keeps the case separate.
+    await ActionMergeDecision().run(CollectingDispatcher(), make_tracker("别合并", "affirm", slots=slots), {})
     assert fake.calls[-1][1] == "/api/v1/submissions/1/keep"
 
 

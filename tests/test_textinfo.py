@@ -151,3 +151,10 @@ def test_title_and_summary_rules() -> None:
     assert derive_title("路灯坏了") == "路灯坏了"
     long_clause = "这" * 50
     assert derive_title(long_clause) == "这" * 29 + "…"
+
+
+def test_walking_is_not_a_road_name() -> None:
+    from bot.service.textinfo import find_place
+
+    assert find_place("小区门口的路灯坏了大半年，晚上走路都不敢走") is None
+    assert find_place("幸福路修路三个月了，天天绕路") == "幸福路"

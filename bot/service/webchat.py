@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -12,7 +13,7 @@ import aiohttp
 from aiohttp import web
 
 from bot.service.errors import ApiError
-from bot.service.keys import SETTINGS
+from bot.service.keys import DATABASE_URL, SETTINGS
 from bot.service.validation import read_json
 
 log = logging.getLogger(__name__)
@@ -80,9 +81,28 @@ async def _client_ctx(app: web.Application):  # type: ignore[no-untyped-def]
     await app[CLIENT].close()
 
 
+async def campaign_info(request: web.Request) -> web.Response:
+    """Opening text of a campaign (专题商量) for /chat?campaign=<scene>."""
+    from bot.channels.campaigns import get_campaign
+    from bot.storage.db import get_engine
+
+    scene = request.match_info["scene"]
+    info = await asyncio.get_running_loop().run_in_executor(
+        None, get_campaign, get_engine(request.app[DATABASE_URL]), scene)
+    if info is None:
+        raise ApiError("not_found", "没有找到这个专题商量，可能链接有误。您也可以直接说想反映的问题。")
+    if not info.is_open():
+        return web.json_response({"scene": info.scene, "open": False,
+                                  "text": f"专题商量「{info.title}」目前不在征集时间内。您仍可以直接反映其他问题。"},
+                                 dumps=lambda obj: json.dumps(obj, ensure_ascii=False))
+    return web.json_response({"scene": info.scene, "open": True, "text": info.opening_text()},
+                             dumps=lambda obj: json.dumps(obj, ensure_ascii=False))
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/", index)
     app.router.add_get("/chat", chat_page)
+    app.router.add_get("/chat/campaign/{scene}", campaign_info)
     app.router.add_post("/chat/send", send)
     app.router.add_static("/static/", STATIC, name="static")
     app.cleanup_ctx.append(_client_ctx)

@@ -88,6 +88,24 @@
     });
   }
 
+  // A campaign link (/chat?campaign=<scene>): show its question and tag the conversation with it.
+  var scene = new URLSearchParams(window.location.search).get("campaign");
+  if (scene && /^[A-Za-z0-9_-]{1,64}$/.test(scene)) {
+    fetch("/chat/campaign/" + encodeURIComponent(scene)).then(function (resp) {
+      return resp.json().then(function (body) { return { ok: resp.ok, body: body }; });
+    }).then(function (res) {
+      if (!res.ok) { add("error", res.body.error.message); return; }
+      add("bot", res.body.text);
+      if (res.body.open) {
+        fetch("/chat/send", {
+          method: "POST",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ sender: sender, message: "/start_campaign" + JSON.stringify({ campaign: scene }) })
+        });
+      }
+    }).catch(function () {});
+  }
+
   form.addEventListener("submit", function (event) {
     event.preventDefault();
     var text = input.value.trim();
