@@ -60,6 +60,8 @@ class Candidate:
     probability: float
     cosine: float
     reasons: list[str] = field(default_factory=list)
+    # Both reports name a place (or district) and they differ: never merged without the resident's word.
+    place_conflict: bool = False
 
 
 @dataclass
@@ -127,13 +129,23 @@ class DuplicateDetector:
     def score_pair(self, text: str, place: str | None, past: PastConcern, cosine: float,
                    created_at: datetime | None = None) -> tuple[float, list[str]]:
         """Probability that `past` is the same issue as the new text, and the shared anchors."""
+        probability, reasons, _ = self.assess(text, place, past, cosine, created_at)
+        return probability, reasons
+
+    def assess(self, text: str, place: str | None, past: PastConcern, cosine: float,
+               created_at: datetime | None = None) -> tuple[float, list[str], bool]:
+        """score_pair plus whether the two reports name different places."""
         new_profile, old_profile = profile(text, place), profile(past.text, past.place)
         features = pair_features(new_profile, old_profile, cosine, _gap_days(created_at, past.created_at))
-        return self.probability(features), shared_anchors(new_profile, old_profile)
+        named = dict(zip(FEATURE_NAMES, features, strict=True))
+        conflict = bool(named["place_conflict"] or named["district_conflict"])
+        return self.probability(features), shared_anchors(new_profile, old_profile), conflict
 
-    def outcome(self, probability: float) -> str:
+    def outcome(self, probability: float, place_conflict: bool = False) -> str:
+        # Same issue means same problem at the same place: the learned weights see few near-identical
+        # texts about different estates, so a place conflict caps the decision at asking the resident.
         if probability >= float(self.calibration["merge_threshold"]):
-            return "merge"
+            return "ask" if place_conflict else "merge"
         if probability >= float(self.calibration["ask_threshold"]):
             return "ask"
         return "new"
@@ -160,9 +172,12 @@ class DuplicateDetector:
         best: dict[int, Candidate] = {}
         for past in self.fetch(list(cosines)):
             cosine = cosines[past.submission_id]
-            probability, reasons = self.score_pair(text, place, past, cosine, created_at)
+            probability, reasons, conflict = self.assess(text, place, past, cosine, created_at)
             current = best.get(past.case_id)
             if current is None or probability > current.probability:
-                best[past.case_id] = Candidate(past.case_id, past.submission_id, probability, cosine, reasons)
+                best[past.case_id] = Candidate(past.case_id, past.submission_id, probability, cosine, reasons,
+                                               conflict)
         candidates = sorted(best.values(), key=lambda c: (-c.probability, -c.cosine))
-        return Decision(self.outcome(candidates[0].probability) if candidates else "new", candidates)
+        if not candidates:
+            return Decision("new", [])
+        return Decision(self.outcome(candidates[0].probability, candidates[0].place_conflict), candidates)

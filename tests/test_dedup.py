@@ -67,12 +67,14 @@ def test_decide_returns_one_candidate_per_case_best_first() -> None:
     assert probabilities == sorted(probabilities, reverse=True)
     assert len({c.case_id for c in decision.candidates}) == len(decision.candidates)
     assert decision.candidates[0].submission_id == 0  # the same estate, not the other one
-    assert decision.outcome == detector.outcome(decision.candidates[0].probability)
+    best = decision.candidates[0]
+    assert decision.outcome == detector.outcome(best.probability, best.place_conflict)
 
 
 def test_outcomes_follow_thresholds() -> None:
     detector = DuplicateDetector(VectorIndex(), lambda ids: [], {"merge_threshold": 0.8, "ask_threshold": 0.4})
     assert detector.outcome(0.9) == "merge"
+    assert detector.outcome(0.9, place_conflict=True) == "ask"  # different estates are never merged silently
     assert detector.outcome(0.5) == "ask"
     assert detector.outcome(0.1) == "new"
 
@@ -146,3 +148,12 @@ def test_replay_merges_the_same_estate_only() -> None:
     assert top[2] == 0
     assert case_merge[1] == 1 and case_ask[1] == 1  # other estate: its own case
     assert case_ask[2] == 0  # same estate: proposed to the resident (or merged)
+
+
+def test_same_words_about_another_estate_are_not_merged_automatically() -> None:
+    lift = "我们{}的电梯从上个月开始就一直坏着，物业说在等配件，楼里老人天天爬楼，请尽快督促物业修好。"
+    vectors = close_vectors(2)
+    detector = _detector({0: lift.format("锦绣花园小区8栋")}, vectors)
+    decision = detector.decide(lift.format("阳光新城3期12栋"), vectors[1], place="阳光新城3期12栋")
+    assert decision.candidates and decision.candidates[0].place_conflict
+    assert decision.outcome != "merge"

@@ -45,12 +45,17 @@ def test_rasa_data_validate_is_clean() -> None:
     assert not rasa_warnings, "\n".join(rasa_warnings)
 
 
+CHANNEL_INTENTS = {"start_campaign", "share_media"}
+
+
 def test_every_domain_intent_has_enough_unique_examples() -> None:
     examples = _nlu_examples()
     for intent in _domain()["intents"]:
         found = examples.get(intent, [])
         assert len(found) == len(set(found)), f"{intent} has duplicate examples"
-        minimum = 60 if intent in MAIN_INTENTS else 30
+        # Channel intents arrive as /start_campaign{...} or /share_media from the WeChat channels and the
+        # web chat page; a few typed examples are enough for residents who say them in words.
+        minimum = 60 if intent in MAIN_INTENTS else 5 if intent in CHANNEL_INTENTS else 30
         assert len(found) >= minimum, f"{intent}: {len(found)} examples, need {minimum}"
 
 
@@ -64,6 +69,8 @@ def test_no_example_is_labelled_with_two_intents() -> None:
 def test_free_text_slots_are_only_filled_while_the_form_asks_for_them() -> None:
     for name, slot in _domain()["slots"].items():
         for mapping in slot.get("mappings", []):
+            if mapping["type"] == "from_entity" and mapping.get("intent") in CHANNEL_INTENTS:
+                continue  # set only by the channel's own intent (e.g. the campaign of a QR scan)
             if mapping["type"] in ("from_text", "from_entity"):
                 conditions = mapping.get("conditions") or []
                 assert conditions, f"slot {name}: {mapping['type']} without conditions"
