@@ -16,34 +16,27 @@ import time
 from typing import Any
 
 from rasa.core.channels.channel import InputChannel
-from sanic import Blueprint, response
+from sanic import response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 from wechatpy import parse_message
 from wechatpy.crypto import WeChatCrypto
-from wechatpy.events import ScanEvent, SubscribeEvent, SubscribeScanEvent, UnsubscribeEvent
+from wechatpy.events import ScanEvent, SubscribeScanEvent, UnsubscribeEvent
 from wechatpy.exceptions import InvalidSignatureException
-from wechatpy.messages import ImageMessage, LocationMessage, TextMessage, VoiceMessage
 from wechatpy.replies import TextReply
 from wechatpy.utils import WeChatSigner
 
 from bot.channels import campaigns
-from bot.channels.delivery import ApiDelivery
+from bot.channels.base import WeChatFamilyInput
 from bot.channels.dialogue import (
     CAMPAIGN_CLOSED,
-    IMAGE_RECEIVED,
-    TEMPORARY_ERROR,
-    UNSUPPORTED,
-    VOICE_NOT_UNDERSTOOD,
     WELCOME,
     Inbound,
     OnNewMessage,
     campaign_intent,
-    run_turn,
     setting,
 )
-from bot.channels.models import default_engine
-from bot.channels.msgstore import DELIVERED, FAILED, READY, MessageStore
+from bot.channels.msgstore import DELIVERED, FAILED, READY
 from bot.channels.textsplit import MAX_TEXT_BYTES, pack_replies
 from bot.channels.wechat_api import WECHAT_API_BASE, TokenStore, WeChatAPI
 from bot.channels.xmlguard import UnsafeXML, check_xml
@@ -54,12 +47,11 @@ CHANNEL = "wechat"
 SUCCESS = "success"  # tells WeChat "received, no passive reply" (it then does not retry)
 
 
-class WeChatInput(ApiDelivery, InputChannel):
+class WeChatInput(WeChatFamilyInput):
     """WeChat official account channel. Settings come from credentials.yml or the environment."""
 
-    @classmethod
-    def name(cls) -> str:
-        return CHANNEL
+    channel_name = CHANNEL
+    platform = "WeChat"
 
     @classmethod
     def from_credentials(cls, credentials: dict[str, Any] | None) -> InputChannel:
@@ -93,39 +85,16 @@ class WeChatInput(ApiDelivery, InputChannel):
         self._token = token
         self.app_id = app_id
         self.reply_timeout = reply_timeout
-        self.max_body_bytes = max_body_bytes
-        self.max_clock_skew = max_clock_skew
-        self.image_intent = image_intent
         self._crypto = WeChatCrypto(token, aes_key, app_id) if aes_key and app_id else None
-        self._engine = engine
-        self._store: MessageStore | None = None
-        self._api: WeChatAPI | None = None
-        self._api_args = (app_id, app_secret, api_base) if app_id and app_secret else None
-        self.channel_name = CHANNEL
-        self._init_delivery()
+        self._init_common(
+            max_body_bytes=max_body_bytes, max_clock_skew=max_clock_skew, image_intent=image_intent,
+            engine=engine, api_args=(app_id, app_secret, api_base) if app_id and app_secret else None,
+        )
         if not token:
             logger.warning("WeChat channel has no token (WECHAT_TOKEN): every request will be refused")
 
-    # --- lazily built helpers (the database may not be reachable at import time) -------------
-
-    @property
-    def engine(self) -> Any:
-        if self._engine is None:
-            self._engine = default_engine()
-        return self._engine
-
-    @property
-    def store(self) -> MessageStore:
-        if self._store is None:
-            self._store = MessageStore(self.engine)
-        return self._store
-
-    @property
-    def api(self) -> WeChatAPI | None:
-        if self._api is None and self._api_args:
-            app_id, secret, base = self._api_args
-            self._api = WeChatAPI(app_id, secret, TokenStore(self.engine), base_url=base)
-        return self._api
+    def _make_api(self, app_id: str, secret: str, base: str) -> WeChatAPI:
+        return WeChatAPI(app_id, secret, TokenStore(self.engine), base_url=base)
 
     # --- request checks --------------------------------------------------------------------
 
@@ -136,39 +105,15 @@ class WeChatInput(ApiDelivery, InputChannel):
             return False
         return signature_ok(self._token, signature, timestamp, nonce) and self._fresh(timestamp)
 
-    def _fresh(self, timestamp: str) -> bool:
-        """Refuse replays of old signed requests."""
-        try:
-            return abs(time.time() - int(timestamp)) <= self.max_clock_skew
-        except ValueError:
-            return False
+    # --- webhook ------------------------------------------------------------------------
 
-    # --- Sanic blueprint -------------------------------------------------------------------
-
-    def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
-        bp = Blueprint("custom_webhook_WeChatInput", __name__)
-
-        @bp.route("/", methods=["GET"])
-        async def health(_request: Request) -> HTTPResponse:
-            return response.json({"status": "ok"})
-
-        @bp.route("/webhook", methods=["GET"])
-        async def verify(request: Request) -> HTTPResponse:
-            if not self._signed(request):
-                return response.text("forbidden", status=403)
-            return response.text(request.args.get("echostr", ""))
-
-        @bp.route("/webhook", methods=["POST"])
-        async def receive(request: Request) -> HTTPResponse:
-            return await self._receive(request, on_new_message)
-
-        return bp
+    def _verify(self, request: Request) -> HTTPResponse:
+        if not self._signed(request):
+            return response.text("forbidden", status=403)
+        return response.text(request.args.get("echostr", ""))
 
     async def _receive(self, request: Request, on_new_message: OnNewMessage) -> HTTPResponse:
         body = request.body or b""
-        declared = request.headers.get("content-length", "0")
-        if len(body) > self.max_body_bytes or (declared.isdigit() and int(declared) > self.max_body_bytes):
-            return response.text("payload too large", status=413)
         if not self._signed(request):
             return response.text("forbidden", status=403)
         try:
@@ -215,22 +160,12 @@ class WeChatInput(ApiDelivery, InputChannel):
 
     # --- message handling ------------------------------------------------------------------
 
-    def translate(self, msg: Any) -> Inbound | None:
-        """Map a parsed WeChat message/event to what the dialogue should get (None: ignore)."""
-        meta: dict[str, Any] = {"channel": CHANNEL, "msg_type": msg.type}
-        inbound = translate_content(msg, meta, self.image_intent)
-        if inbound is not None:
-            return inbound
+    def _translate_event(self, msg: Any, meta: dict[str, Any]) -> Inbound | None:
         if isinstance(msg, (SubscribeScanEvent, ScanEvent)):
             return self._campaign_inbound(str(msg.scene_id or ""), meta, subscribed=isinstance(msg, ScanEvent))
-        if isinstance(msg, SubscribeEvent):
-            return Inbound(direct_reply=WELCOME)
         if isinstance(msg, UnsubscribeEvent):
             logger.info("a follower unsubscribed")
-            return None
-        if msg.type == "event":
-            return None  # menu clicks, template receipts, ...: nothing to say
-        return Inbound(direct_reply=UNSUPPORTED)
+        return None
 
     def _campaign_inbound(self, scene: str, meta: dict, *, subscribed: bool) -> Inbound | None:
         campaign = campaigns.get_campaign(self.engine, scene)
@@ -240,13 +175,6 @@ class WeChatInput(ApiDelivery, InputChannel):
             return Inbound(direct_reply=CAMPAIGN_CLOSED)
         meta["campaign"] = campaign.scene
         return Inbound(text=campaign_intent(campaign.scene), metadata=meta, prefix=campaign.opening_text())
-
-    @staticmethod
-    def message_key(msg: Any) -> str:
-        if msg.id:
-            return str(msg.id)
-        # Events carry no MsgId; WeChat's own advice is FromUserName + CreateTime.
-        return f"{msg.source}:{msg.time}:{getattr(msg, 'event', msg.type)}"
 
     async def handle(self, msg: Any, on_new_message: OnNewMessage) -> str | None:
         """Run the message through the dialogue once; the passive reply text, or None."""
@@ -268,16 +196,6 @@ class WeChatInput(ApiDelivery, InputChannel):
             self._keep(asyncio.create_task(self._deliver_when_done(task, key, openid)))
             return None
         return await self._take_passive(key, openid)
-
-    async def _run_and_store(self, on_new_message: OnNewMessage, key: str, openid: str, inbound: Inbound) -> None:
-        try:
-            replies = await run_turn(
-                on_new_message, sender=openid, inbound=inbound, input_channel=CHANNEL, message_id=key
-            )
-        except Exception:
-            logger.exception("the dialogue failed on a WeChat message")
-            replies = [TEMPORARY_ERROR]
-        await asyncio.to_thread(self.store.set_ready, CHANNEL, key, replies)
 
     def _passive(self, replies: list[str] | None, openid: str) -> str | None:
         """First platform-sized chunk goes back passively; any rest via the customer-service API."""
@@ -315,27 +233,6 @@ class WeChatInput(ApiDelivery, InputChannel):
             if time.monotonic() >= deadline:
                 return None
             await asyncio.sleep(0.1)
-
-
-def translate_content(msg: Any, meta: dict[str, Any], image_intent: str) -> Inbound | None:
-    """Text, voice, image and location messages (same shapes on WeChat and WeCom); None otherwise."""
-    if isinstance(msg, TextMessage):
-        return Inbound(text=msg.content or "", metadata=meta)
-    if isinstance(msg, VoiceMessage):
-        if msg.recognition:
-            meta["voice"] = {"media_id": msg.media_id, "recognised": True}
-            return Inbound(text=msg.recognition, metadata=meta)
-        return Inbound(direct_reply=VOICE_NOT_UNDERSTOOD)
-    if isinstance(msg, ImageMessage):
-        meta["media"] = [{"type": "image", "url": msg.image, "media_id": msg.media_id}]
-        return Inbound(text=f"/{image_intent}", metadata=meta, direct_reply=IMAGE_RECEIVED)
-    if isinstance(msg, LocationMessage):
-        label = (msg.label or "").strip()
-        meta["location"] = {
-            "latitude": msg.location_x, "longitude": msg.location_y, "scale": msg.scale, "label": label,
-        }
-        return Inbound(text=label or f"{msg.location_x},{msg.location_y}", metadata=meta)
-    return None
 
 
 def signature_ok(token: str, signature: str, timestamp: str, nonce: str) -> bool:

@@ -66,6 +66,24 @@ def case_view(pipeline: IntakePipeline, session: Session, case: Case) -> dict[st
     }
 
 
+async def _in_session(request: web.Request, work: Callable[[IntakePipeline, Session], T]) -> T:
+    """Run `work` with the pipeline and a fresh database session, off the event loop."""
+    pipeline = request.app[PIPELINE]
+
+    def run() -> T:
+        with pipeline.session_factory() as session:
+            return work(pipeline, session)
+
+    return await _blocking(run)
+
+
+def _case_by_number(session: Session, number: str) -> Case:
+    case = repository.get_case_by_number(session, number)
+    if case is None:
+        raise ApiError("case_not_found")
+    return case
+
+
 def _submission_id(request: web.Request) -> int:
     try:
         return int(request.match_info["id"])
@@ -86,51 +104,39 @@ async def merge_submission(request: web.Request) -> web.Response:
     number = optional_str(payload, "case_number", 40, "案件编号")
     if not number:
         raise ApiError("case_not_found")
-    pipeline = request.app[PIPELINE]
 
-    def run() -> dict[str, Any]:
-        with pipeline.session_factory() as session:
-            submission = session.get(Submission, submission_id)
-            if submission is None:
-                raise ApiError("submission_not_found")
-            target = repository.get_case_by_number(session, number)
-            if target is None:
-                raise ApiError("case_not_found")
-            case = repository.merge_submission(session, submission_id, target.id)
-            session.commit()
-            return {"case_number": case.number, "supporters": int(case.supporter_count)}
+    def run(_pipeline: IntakePipeline, session: Session) -> dict[str, Any]:
+        if session.get(Submission, submission_id) is None:
+            raise ApiError("submission_not_found")
+        target = _case_by_number(session, number)
+        case = repository.merge_submission(session, submission_id, target.id)
+        session.commit()
+        return {"case_number": case.number, "supporters": int(case.supporter_count)}
 
-    return _json(await _blocking(run))
+    return _json(await _in_session(request, run))
 
 
 async def keep_submission(request: web.Request) -> web.Response:
     submission_id = _submission_id(request)
-    pipeline = request.app[PIPELINE]
 
-    def run() -> dict[str, Any]:
-        with pipeline.session_factory() as session:
-            if session.get(Submission, submission_id) is None:
-                raise ApiError("submission_not_found")
-            submission = repository.keep_submission(session, submission_id)
-            case = repository.live_case(session, session.get(Case, submission.case_id))
-            session.commit()
-            return {"case_number": case.number, "decision": "kept"}
+    def run(_pipeline: IntakePipeline, session: Session) -> dict[str, Any]:
+        if session.get(Submission, submission_id) is None:
+            raise ApiError("submission_not_found")
+        submission = repository.keep_submission(session, submission_id)
+        case = repository.live_case(session, session.get(Case, submission.case_id))
+        session.commit()
+        return {"case_number": case.number, "decision": "kept"}
 
-    return _json(await _blocking(run))
+    return _json(await _in_session(request, run))
 
 
 async def get_case(request: web.Request) -> web.Response:
     number = request.match_info["number"]
-    pipeline = request.app[PIPELINE]
 
-    def run() -> dict[str, Any]:
-        with pipeline.session_factory() as session:
-            case = repository.get_case_by_number(session, number)
-            if case is None:
-                raise ApiError("case_not_found")
-            return case_view(pipeline, session, case)
+    def run(pipeline: IntakePipeline, session: Session) -> dict[str, Any]:
+        return case_view(pipeline, session, _case_by_number(session, number))
 
-    return _json(await _blocking(run))
+    return _json(await _in_session(request, run))
 
 
 async def list_cases(request: web.Request) -> web.Response:
@@ -138,15 +144,13 @@ async def list_cases(request: web.Request) -> web.Response:
     if not sender:
         raise ApiError("missing_sender")
     channel = channel_name(dict(request.query))
-    pipeline = request.app[PIPELINE]
     pseudonym = pseudonymise(channel, sender)
 
-    def run() -> dict[str, Any]:
-        with pipeline.session_factory() as session:
-            cases = repository.cases_for_sender(session, pseudonym, channel)
-            return {"cases": [case_view(pipeline, session, c) for c in cases]}
+    def run(pipeline: IntakePipeline, session: Session) -> dict[str, Any]:
+        cases = repository.cases_for_sender(session, pseudonym, channel)
+        return {"cases": [case_view(pipeline, session, c) for c in cases]}
 
-    return _json(await _blocking(run))
+    return _json(await _in_session(request, run))
 
 
 async def update_case(request: web.Request) -> web.Response:
@@ -158,18 +162,14 @@ async def update_case(request: web.Request) -> web.Response:
         raise ApiError("invalid_status")
     note = optional_str(payload, "note", 2000, "备注")
     actor = optional_str(payload, "actor", 100, "操作人")
-    pipeline = request.app[PIPELINE]
 
-    def run() -> dict[str, Any]:
-        with pipeline.session_factory() as session:
-            case = repository.get_case_by_number(session, number)
-            if case is None:
-                raise ApiError("case_not_found")
-            repository.update_case(session, case, status=status, note=note, actor=actor)
-            session.commit()
-            return case_view(pipeline, session, case)
+    def run(pipeline: IntakePipeline, session: Session) -> dict[str, Any]:
+        case = _case_by_number(session, number)
+        repository.update_case(session, case, status=status, note=note, actor=actor)
+        session.commit()
+        return case_view(pipeline, session, case)
 
-    return _json(await _blocking(run))
+    return _json(await _in_session(request, run))
 
 
 async def create_handoff(request: web.Request) -> web.Response:
@@ -178,17 +178,14 @@ async def create_handoff(request: web.Request) -> web.Response:
     sender = optional_str(payload, "sender", 256, "sender")
     text = optional_str(payload, "text", _max_chars(request), "内容")
     reason = optional_str(payload, "reason", 30, "reason") or "requested"
-    pipeline = request.app[PIPELINE]
     pseudonym = pseudonymise(channel, sender) if sender else None
 
-    def run() -> dict[str, Any]:
-        with pipeline.session_factory() as session:
-            handoff = repository.create_handoff(session, channel=channel, sender=pseudonym, text=text,
-                                                reason=reason)
-            session.commit()
-            return {"id": handoff.id, "message": HANDOFF_MESSAGE}
+    def run(_pipeline: IntakePipeline, session: Session) -> dict[str, Any]:
+        handoff = repository.create_handoff(session, channel=channel, sender=pseudonym, text=text, reason=reason)
+        session.commit()
+        return {"id": handoff.id, "message": HANDOFF_MESSAGE}
 
-    return _json(await _blocking(run), 201)
+    return _json(await _in_session(request, run), 201)
 
 
 async def analyze_text(request: web.Request) -> web.Response:
