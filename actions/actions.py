@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from rasa_sdk import Action, FormValidationAction, Tracker
@@ -29,6 +30,8 @@ from actions.parsing import (
 
 logger = logging.getLogger(__name__)
 
+# A place that is only a building/unit/floor number ("5号楼", "3栋2单元").
+BARE_UNIT = re.compile(r"^(?:[0-9一二三四五六七八九十百]+(?:号楼|号院|栋|幢|单元|号|层|楼|室))+$")
 FORM_SLOTS = ["description", "place", "since_when", "scope", "contact_consent", "phone", "anonymous"]
 STATE_SLOTS = ["kind", "awaiting", "submission_id", "merge_target", "own_case_number"]
 SLOT_LABELS = {
@@ -137,6 +140,8 @@ def prefill_events(analysis: dict[str, Any], tracker: Tracker) -> list[EventType
     events: list[EventType] = []
     for slot in ("place", "since_when", "scope", "phone"):
         value = analysis.get(slot)
+        if slot == "place" and value and BARE_UNIT.match(str(value)):
+            continue  # "5号楼" alone does not say which estate: ask for the place
         if value and not tracker.get_slot(slot):
             if slot == "phone":
                 value = find_phone(str(value)) or None
@@ -162,6 +167,8 @@ class ValidateConcernForm(FormValidationAction):
 
     async def validate_description(self, value: Any, dispatcher: CollectingDispatcher,
                                    tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
+        if value is None:
+            return {}  # cleared by action_start_concern, not an answer
         text = str(value or "").strip()
         analysis = await analyze(text) if meaningful_length(text) >= MIN_DESCRIPTION_CHARS else {"vague": True}
         if analysis.get("vague"):
@@ -175,6 +182,8 @@ class ValidateConcernForm(FormValidationAction):
 
     async def validate_place(self, value: Any, dispatcher: CollectingDispatcher,
                              tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
+        if value is None:
+            return {}  # cleared by action_start_concern, not an answer
         place = strip_filler(str(value or ""))
         if is_skip(place) or meaningful_length(place) < 2 or find_phone(place) == place.replace(" ", ""):
             dispatcher.utter_message(text="地点对核实情况很重要，请说个大概位置就行，比如哪个区、哪条路或哪个小区。")
@@ -183,16 +192,22 @@ class ValidateConcernForm(FormValidationAction):
 
     async def validate_since_when(self, value: Any, dispatcher: CollectingDispatcher,
                                   tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
+        if value is None:
+            return {}  # cleared by action_start_concern, not an answer
         text = strip_filler(str(value or ""))
         return {"since_when": UNKNOWN if is_skip(text) or not text else text}
 
     async def validate_scope(self, value: Any, dispatcher: CollectingDispatcher,
                              tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
+        if value is None:
+            return {}  # cleared by action_start_concern, not an answer
         text = strip_filler(str(value or ""))
         return {"scope": UNKNOWN if is_skip(text) or not text else text}
 
     async def validate_contact_consent(self, value: Any, dispatcher: CollectingDispatcher,
                                        tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
+        if value is None:
+            return {}  # cleared by action_start_concern, not an answer
         if isinstance(value, bool):
             return {"contact_consent": value}
         text = str(value or "")
@@ -210,6 +225,8 @@ class ValidateConcernForm(FormValidationAction):
 
     async def validate_phone(self, value: Any, dispatcher: CollectingDispatcher,
                              tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
+        if value is None:
+            return {}  # cleared by action_start_concern, not an answer
         text = str(value or "")
         phone = find_phone(text)
         if phone:
@@ -222,6 +239,8 @@ class ValidateConcernForm(FormValidationAction):
 
     async def validate_anonymous(self, value: Any, dispatcher: CollectingDispatcher,
                                  tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
+        if value is None:
+            return {}  # cleared by action_start_concern, not an answer
         if isinstance(value, bool):
             return {"anonymous": value}
         answer = anonymity(str(value or ""), _intent(tracker))

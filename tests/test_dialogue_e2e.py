@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import urllib.error
 import urllib.parse
+import uuid
 
 import pytest
 
@@ -133,3 +134,19 @@ def test_intake_api_rejects_unknown_number_cleanly(stack) -> None:
     with pytest.raises(urllib.error.HTTPError) as info:
         stack.get_json(f"{stack.intake_url}/api/v1/cases/SL2026-999999")
     assert info.value.code == 404
+
+
+def test_vague_opener_then_story_asks_each_missing_question_once(stack) -> None:
+    """Regression: clearing the form's slots at the start must not be 'validated' as empty answers
+    (that used to fire every re-ask at once and mark time and scope as unknown without asking)."""
+    sender = f"e2e-order-{uuid.uuid4().hex[:6]}"
+    replies = stack.say(sender, "我要投诉")
+    joined = "\n".join(replies)
+    assert "具体说说" in joined, replies
+    assert "没听明白" not in joined and "号码好像不太对" not in joined and "地点对核实" not in joined, replies
+    replies = stack.say(sender, "我们小区5号楼的电梯坏了，物业一直拖着不修，老人上下楼特别困难")
+    assert any("发生在哪里" in r for r in replies), replies  # "5号楼" alone does not name the estate
+    replies = stack.say(sender, "幸福街道阳光社区")
+    assert any("什么时候开始" in r for r in replies), replies
+    replies = stack.say(sender, "三个月了")
+    assert any("影响到多少人" in r for r in replies), replies
