@@ -44,27 +44,31 @@ def _run(args: argparse.Namespace) -> int:
         "  Press Ctrl-C to stop.\n",
         flush=True,
     )
-    stopping = False
 
     def _terminate(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _terminate)
+    code = 0
     try:
-        while not stopping:
-            for proc in stack.procs:
-                if proc.popen.poll() is not None:
-                    log.error("%s stopped unexpectedly (exit code %s); stopping the others", proc.name,
-                              proc.popen.returncode)
-                    stopping = True
+        while True:
+            dead = [p for p in stack.procs if p.popen.poll() is not None]
+            if dead:
+                log.error("%s stopped unexpectedly (exit code %s); stopping the others", dead[0].name,
+                          dead[0].popen.returncode)
+                code = 1
+                break
             time.sleep(1.0)
-        return 1
     except KeyboardInterrupt:
-        log.info("Stopping...")
-        return 0
+        pass
     finally:
+        # A second Ctrl-C must not interrupt the orderly stop and leave children behind.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        log.info("Stopping...")
         stack.stop()
         log.info("All processes stopped.")
+    return code
 
 
 def register(sub: argparse._SubParsersAction, groups: dict) -> None:
