@@ -158,3 +158,10 @@ def test_walking_is_not_a_road_name() -> None:
 
     assert find_place("小区门口的路灯坏了大半年，晚上走路都不敢走") is None
     assert find_place("幸福路修路三个月了，天天绕路") == "幸福路"
+
+
+def test_how_often_is_not_since_when() -> None:
+    from bot.service.textinfo import find_since_when
+
+    assert find_since_when("物业一直拖着不修，每天晚上都很吵") is None
+    assert find_since_when("这个问题多年没人管") == "多年"
