@@ -554,9 +554,25 @@ class ActionCoreFallback(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: DomainDict) -> list[EventType]:
+        if await _is_untagged_story(tracker):
+            # A whole story that the NLU filed under "inform" (no 投诉/反映 words): it is a concern.
+            events = await ActionStartConcern().run(dispatcher, tracker, domain)
+            return events + [FollowupAction("concern_form")]
         dispatcher.utter_message(
             text="抱歉，我这边没跟上。您可以重新说一下想反映的问题，或者说“转人工”让工作人员来帮您。")
         return [UserUtteranceReverted()]
+
+
+async def _is_untagged_story(tracker: Tracker) -> bool:
+    """Outside the form and any pending question, a substantive message is a concern being told."""
+    if tracker.active_loop_name or tracker.get_slot("awaiting"):
+        return False
+    if _intent(tracker) not in ("inform", "report_concern", "give_suggestion"):
+        return False
+    text = _text(tracker)
+    if meaningful_length(text) < MIN_DESCRIPTION_CHARS:
+        return False
+    return not (await analyze(text)).get("vague")
 
 
 class ActionAttachMedia(Action):

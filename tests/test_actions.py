@@ -16,6 +16,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions import spool
 from actions.actions import (
     ActionCheckProgress,
+    ActionCoreFallback,
     ActionCorrectSlot,
     ActionHandoff,
     ActionMergeDecision,
@@ -321,3 +322,22 @@ async def test_description_answer_is_checked_for_vagueness(fake: FakeIntake) -> 
     fake.analysis = {"vague": False, "place": "阳光小区", "since_when": None, "scope": None, "phone": None}
     result = await form.validate_description("电梯坏了", CollectingDispatcher(), make_tracker("电梯坏了"), {})
     assert result == {"description": "电梯坏了", "place": "阳光小区"}
+
+
+async def test_story_filed_as_inform_outside_the_form_opens_a_concern(fake: FakeIntake) -> None:
+    fake.analysis = {"vague": False, "place": "幸福路", "since_when": "两个月", "scope": None, "phone": None}
+    story = "幸福路和学府路路口的红绿灯坏了两个月了，早上学生过马路很危险"
+    dispatcher = CollectingDispatcher()
+    events = await ActionCoreFallback().run(dispatcher, make_tracker(story, intent="inform"), {})
+    assert [e["name"] for e in events if e["event"] == "followup"] == ["concern_form"]
+    assert slot_events(events)["description"] == story
+
+
+async def test_fallback_keeps_a_pending_confirmation_untouched(fake: FakeIntake) -> None:
+    fake.analysis = {"vague": False, "place": None, "since_when": None, "scope": None, "phone": None}
+    tracker = make_tracker("阳光小区3号楼那边晚上路灯一直不亮", intent="inform",
+                           slots={**FULL_SLOTS, "awaiting": "confirm"})
+    dispatcher = CollectingDispatcher()
+    events = await ActionCoreFallback().run(dispatcher, tracker, {})
+    assert [e["event"] for e in events] == ["rewind"]
+    assert "没跟上" in texts(dispatcher)
