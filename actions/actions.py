@@ -44,6 +44,9 @@ SLOT_LABELS = {
 }
 # Below this many letters/digits an answer cannot describe a concern ("有", "投诉").
 MIN_DESCRIPTION_CHARS = 3
+# Unprompted text this long (outside the form) is taken as a story even without 投诉/反映 words;
+# short stray answers ("三个月了", "5号楼") are not.
+STORY_MIN_CHARS = 12
 
 
 def _client() -> IntakeClient:
@@ -570,9 +573,12 @@ async def _is_untagged_story(tracker: Tracker) -> bool:
     if _intent(tracker) not in ("inform", "report_concern", "give_suggestion"):
         return False
     text = _text(tracker)
-    if meaningful_length(text) < MIN_DESCRIPTION_CHARS:
+    if meaningful_length(text) < STORY_MIN_CHARS:
         return False
-    return not (await analyze(text)).get("vague")
+    analysis = await analyze(text)
+    # An address alone ("阳光社区5号楼") answers a question nobody asked; it is not a story.
+    rest = text.replace(str(analysis.get("place") or ""), "")
+    return not analysis.get("vague") and meaningful_length(rest) >= STORY_MIN_CHARS // 2
 
 
 class ActionAttachMedia(Action):

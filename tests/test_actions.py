@@ -341,3 +341,18 @@ async def test_fallback_keeps_a_pending_confirmation_untouched(fake: FakeIntake)
     events = await ActionCoreFallback().run(dispatcher, tracker, {})
     assert [e["event"] for e in events] == ["rewind"]
     assert "没跟上" in texts(dispatcher)
+
+
+async def test_an_address_alone_outside_the_form_is_not_a_story(fake: FakeIntake) -> None:
+    fake.analysis = {"vague": False, "place": "朝阳区幸福街道阳光社区5号楼", "since_when": None, "scope": None,
+                     "phone": None}
+    dispatcher = CollectingDispatcher()
+    events = await ActionCoreFallback().run(dispatcher, make_tracker("朝阳区幸福街道阳光社区5号楼"), {})
+    assert [e["event"] for e in events] == ["rewind"]
+
+
+async def test_a_stray_short_answer_outside_the_form_is_not_a_story(fake: FakeIntake) -> None:
+    fake.analysis = {"vague": False, "place": None, "since_when": "三个月", "scope": None, "phone": None}
+    dispatcher = CollectingDispatcher()
+    events = await ActionCoreFallback().run(dispatcher, make_tracker("三个月了"), {})
+    assert [e["event"] for e in events] == ["rewind"]
