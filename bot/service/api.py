@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -16,6 +15,7 @@ from bot.service.errors import ApiError
 from bot.service.intake import IntakePipeline, parse_submission
 from bot.service.keys import PIPELINE, SETTINGS
 from bot.service.pseudonym import pseudonymise
+from bot.service.responses import json_response
 from bot.service.textinfo import analyze
 from bot.service.validation import channel_name, optional_str, read_json
 from bot.storage import repository
@@ -25,10 +25,6 @@ T = TypeVar("T")
 
 
 HANDOFF_MESSAGE = "已为您转接人工，工作人员会在工作时间尽快联系您。您也可以继续在这里留言。"
-
-
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.json_response(data, status=status, dumps=lambda obj: json.dumps(obj, ensure_ascii=False))
 
 
 async def _blocking(func: Callable[..., T], *args: Any) -> T:
@@ -95,7 +91,7 @@ async def create_submission(request: web.Request) -> web.Response:
     payload = await read_json(request, _max_body(request))
     req = parse_submission(payload, _max_chars(request))
     result, status = await _blocking(request.app[PIPELINE].submit, req)
-    return _json(result, status)
+    return json_response(result, status)
 
 
 async def merge_submission(request: web.Request) -> web.Response:
@@ -113,7 +109,7 @@ async def merge_submission(request: web.Request) -> web.Response:
         session.commit()
         return {"case_number": case.number, "supporters": int(case.supporter_count)}
 
-    return _json(await _in_session(request, run))
+    return json_response(await _in_session(request, run))
 
 
 async def keep_submission(request: web.Request) -> web.Response:
@@ -127,7 +123,7 @@ async def keep_submission(request: web.Request) -> web.Response:
         session.commit()
         return {"case_number": case.number, "decision": "kept"}
 
-    return _json(await _in_session(request, run))
+    return json_response(await _in_session(request, run))
 
 
 async def get_case(request: web.Request) -> web.Response:
@@ -136,7 +132,7 @@ async def get_case(request: web.Request) -> web.Response:
     def run(pipeline: IntakePipeline, session: Session) -> dict[str, Any]:
         return case_view(pipeline, session, _case_by_number(session, number))
 
-    return _json(await _in_session(request, run))
+    return json_response(await _in_session(request, run))
 
 
 async def list_cases(request: web.Request) -> web.Response:
@@ -150,7 +146,7 @@ async def list_cases(request: web.Request) -> web.Response:
         cases = repository.cases_for_sender(session, pseudonym, channel)
         return {"cases": [case_view(pipeline, session, c) for c in cases]}
 
-    return _json(await _in_session(request, run))
+    return json_response(await _in_session(request, run))
 
 
 async def update_case(request: web.Request) -> web.Response:
@@ -169,7 +165,7 @@ async def update_case(request: web.Request) -> web.Response:
         session.commit()
         return case_view(pipeline, session, case)
 
-    return _json(await _in_session(request, run))
+    return json_response(await _in_session(request, run))
 
 
 async def create_handoff(request: web.Request) -> web.Response:
@@ -185,7 +181,7 @@ async def create_handoff(request: web.Request) -> web.Response:
         session.commit()
         return {"id": handoff.id, "message": HANDOFF_MESSAGE}
 
-    return _json(await _in_session(request, run), 201)
+    return json_response(await _in_session(request, run), 201)
 
 
 async def analyze_text(request: web.Request) -> web.Response:
@@ -196,7 +192,7 @@ async def analyze_text(request: web.Request) -> web.Response:
     if len(text) > _max_chars(request):
         raise ApiError("text_too_long", limit=_max_chars(request))
     # An empty or emoji-only opener is simply vague here: the dialogue asks what happened.
-    return _json(analyze(text))
+    return json_response(analyze(text))
 
 
 def add_routes(app: web.Application) -> None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+
+from bot.service.responses import json_response
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +45,7 @@ class ApiError(Exception):
 
 def error_response(code: str, message: str | None = None, status: int | None = None) -> web.Response:
     err = ApiError(code, message, status)
-    return web.json_response(
-        {"error": {"code": err.code, "message": err.message}},
-        status=err.status,
-        dumps=lambda obj: json.dumps(obj, ensure_ascii=False),
-    )
+    return json_response({"error": {"code": err.code, "message": err.message}}, status=err.status)
 
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}

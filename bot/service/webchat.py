@@ -14,6 +14,7 @@ from aiohttp import web
 
 from bot.service.errors import ApiError
 from bot.service.keys import DATABASE_URL, SETTINGS
+from bot.service.responses import json_response
 from bot.service.validation import read_json
 
 log = logging.getLogger(__name__)
@@ -57,8 +58,7 @@ async def send(request: web.Request) -> web.Response:
     except (aiohttp.ClientError, TimeoutError, json.JSONDecodeError) as exc:
         log.warning("Rasa unreachable: %s", type(exc).__name__)
         raise ApiError("rasa_unavailable") from exc
-    return web.json_response({"replies": [_reply(r) for r in replies or [] if isinstance(r, dict)]},
-                             dumps=lambda obj: json.dumps(obj, ensure_ascii=False))
+    return json_response({"replies": [_reply(r) for r in replies or [] if isinstance(r, dict)]})
 
 
 def _reply(raw: dict[str, Any]) -> dict[str, Any]:
@@ -92,11 +92,9 @@ async def campaign_info(request: web.Request) -> web.Response:
     if info is None:
         raise ApiError("not_found", "没有找到这个专题商量，可能链接有误。您也可以直接说想反映的问题。")
     if not info.is_open():
-        return web.json_response({"scene": info.scene, "open": False,
-                                  "text": f"专题商量「{info.title}」目前不在征集时间内。您仍可以直接反映其他问题。"},
-                                 dumps=lambda obj: json.dumps(obj, ensure_ascii=False))
-    return web.json_response({"scene": info.scene, "open": True, "text": info.opening_text()},
-                             dumps=lambda obj: json.dumps(obj, ensure_ascii=False))
+        return json_response({"scene": info.scene, "open": False,
+                              "text": f"专题商量「{info.title}」目前不在征集时间内。您仍可以直接反映其他问题。"})
+    return json_response({"scene": info.scene, "open": True, "text": info.opening_text()})
 
 
 def add_routes(app: web.Application) -> None:
