@@ -11,19 +11,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
-import os
 import sys
 
-# Quiet, single-threaded numerics on this 2-core machine (see DESIGN.md) unless the caller says otherwise.
-for _name, _value in {
-    "OMP_NUM_THREADS": "1",
-    "TF_CPP_MIN_LOG_LEVEL": "2",
-    "RASA_TELEMETRY_ENABLED": "false",
-    "TOKENIZERS_PARALLELISM": "false",
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-}.items():
-    os.environ.setdefault(_name, _value)
+from bot.config import apply_quiet_env
+
+apply_quiet_env()  # before any subcommand imports torch or TensorFlow
 
 COMMAND_MODULES = [
     "bot.commands.run",          # run: start Rasa, actions and the intake service together

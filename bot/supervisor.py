@@ -23,19 +23,10 @@ from typing import IO
 
 import yaml
 
-from bot.config import REPO_ROOT
+from bot.config import QUIET_ENV, REPO_ROOT
 
 log = logging.getLogger(__name__)
 
-QUIET_ENV = {
-    "OMP_NUM_THREADS": "1",
-    "TF_CPP_MIN_LOG_LEVEL": "2",
-    "RASA_TELEMETRY_ENABLED": "false",
-    "TOKENIZERS_PARALLELISM": "false",
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "PYTHONUNBUFFERED": "1",
-}
 COLOURS = {"intake": "\033[36m", "actions": "\033[35m", "rasa": "\033[33m"}
 
 

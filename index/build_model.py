@@ -485,14 +485,10 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    for name, value in {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}.items():
-        os.environ.setdefault(name, value)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
-    parser = argparse.ArgumentParser(prog="python -m index.build_model", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command")
-    register(sub, {})
-    argv = list(sys.argv[1:] if argv is None else argv)
-    return _run(parser.parse_args(["build-encoder", *argv]))
+    """`python -m index.build_model [--out … --force --quiet]` is `shangliang build-encoder`."""
+    from bot.cli import main as cli_main
+
+    return cli_main(["build-encoder", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

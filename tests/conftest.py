@@ -8,18 +8,10 @@ from pathlib import Path
 
 import pytest
 
-for _name, _value in {
-    "OMP_NUM_THREADS": "1",
-    "TF_CPP_MIN_LOG_LEVEL": "2",
-    "RASA_TELEMETRY_ENABLED": "false",
-    "TOKENIZERS_PARALLELISM": "false",
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-}.items():
-    os.environ.setdefault(_name, _value)
+from bot.config import apply_quiet_env, settings
+from tests.harness import RunningStack
 
-from bot.config import settings  # noqa: E402
-from tests.harness import RunningStack  # noqa: E402
+apply_quiet_env()
 
 POSTGRES_URL = os.environ.get("SHANGLIANG_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
