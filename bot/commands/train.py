@@ -85,12 +85,9 @@ def ensure_model(force: bool = False, root: Path = REPO_ROOT) -> Path:
 
 def ensure_topic_model() -> None:
     """Train the topic classifier now (cached by data hash) so the first filed case does not wait for it."""
-    from bot.storage.db import session_scope, upgrade
-    from bot.topics.service import train_classifier
+    from bot.topics.service import train_with_history
 
-    upgrade()  # labelled history lives in the database
-    with session_scope() as session:
-        model, cached = train_classifier(session)
+    model, cached = train_with_history()
     log.info("Topic classifier %s (%d topics)", "is up to date" if cached else "trained", len(model.classes_))
 
 

@@ -41,17 +41,13 @@ def register(sub, groups) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from bot.topics.service import train_classifier
+    from bot.topics.service import train_classifier, train_with_history
 
     started = time.time()
     if args.no_db:
         model, cached = train_classifier(None, use_embeddings=not args.no_embeddings, force=args.force)
     else:
-        from bot.storage.db import session_scope, upgrade
-
-        upgrade()  # labelled history lives in the database; make sure its tables exist
-        with session_scope() as session:
-            model, cached = train_classifier(session, use_embeddings=not args.no_embeddings, force=args.force)
+        model, cached = train_with_history(use_embeddings=not args.no_embeddings, force=args.force)
     print(json.dumps({"labels": len(model.classes_), "hash": model.data_hash, "cached": cached,
                       "embeddings": model.uses_embeddings, "seconds": round(time.time() - started, 1)},
                      ensure_ascii=False))

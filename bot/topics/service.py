@@ -63,6 +63,15 @@ def train_classifier(session=None, use_embeddings: bool = True, force: bool = Fa
     return model, False
 
 
+def train_with_history(use_embeddings: bool = True, force: bool = False) -> tuple[TopicClassifier, bool]:
+    """train_classifier on nlu_data/topics plus the labelled history in the database (migrated first)."""
+    from bot.storage.db import session_scope, upgrade
+
+    upgrade()  # labelled history lives in the database; make sure its tables exist
+    with session_scope() as session:
+        return train_classifier(session, use_embeddings=use_embeddings, force=force)
+
+
 def get_classifier(session=None) -> TopicClassifier:
     """The process-wide classifier: the last trained model on disk, else trained now."""
     global _cached
