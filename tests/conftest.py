@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from sqlalchemy.orm import sessionmaker
 
 from bot.config import apply_quiet_env, settings
 from tests.harness import RunningStack
@@ -54,6 +57,59 @@ def postgres_available(url: str = POSTGRES_URL) -> bool:
         return True
     except Exception:
         return False
+
+
+@contextmanager
+def postgres_schema(base: str = POSTGRES_URL) -> Iterator[str]:
+    """A URL whose connections use a fresh private schema of the PostgreSQL test database; the schema is
+    dropped afterwards. Skips the test (with the reason) when PostgreSQL does not answer."""
+    import sqlalchemy as sa
+
+    from bot.storage import db
+
+    admin = sa.create_engine(base, connect_args={"connect_timeout": 3})
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text("select 1"))
+    except Exception as exc:
+        admin.dispose()
+        pytest.skip(f"PostgreSQL not reachable at {base}: {type(exc).__name__}")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{base}?options=-csearch_path%3D{schema}"
+    finally:
+        db.dispose_engines()  # pooled connections of the test go before their schema does
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, var_dir: Path) -> Iterator[str]:
+    """An empty database for one test: a SQLite file under the test's var/, then (second run of the
+    test) a private schema on PostgreSQL, skipped when it does not answer."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{var_dir / 'test.db'}"
+        return
+    with postgres_schema() as url:
+        yield url
+
+
+@pytest.fixture()
+def db_factory(database_url: str) -> Iterator[sessionmaker]:
+    """A sessionmaker over `database_url` with every table (the service's own engine settings)."""
+    import bot.channels.models  # noqa: F401  (every part's tables on Base)
+    import bot.routing.models  # noqa: F401
+    from bot.routing.dispatch import reset_directory_cache
+    from bot.storage import db
+    from bot.storage.models import Base
+
+    Base.metadata.create_all(db.get_engine(database_url))
+    reset_directory_cache()
+    yield db.session_factory(database_url)
+    db.dispose_engines()
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,5 @@
 """Delivery: each backend against a real local peer, retries with backoff, recovery, dead-letter,
-re-claiming stale leases, and the daily digest."""
+re-claiming stale leases, concurrent claims, and the daily digest — on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ import email
 import email.policy
 import json
 import socket
+import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from aiohttp import web
 from aiosmtpd.controller import Controller
-from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
 
 import bot.routing.models  # noqa: F401
@@ -25,10 +25,10 @@ from bot.delivery.backends.webhook import WebhookBackend, verify
 from bot.delivery.backends.wecom import WeComRobotBackend
 from bot.delivery.digest import enqueue_digests
 from bot.delivery.worker import OutboxWorker
-from bot.routing.dispatch import on_case_filed, reset_directory_cache
+from bot.routing.dispatch import on_case_filed
 from bot.routing.models import OutboxMessage
 from bot.storage import repository
-from bot.storage.models import Base, Case, utcnow
+from bot.storage.models import Case, utcnow
 
 SECRET = "test-secret"
 
@@ -41,12 +41,9 @@ def free_port() -> int:
 
 
 @pytest.fixture()
-def factory(var_dir: Path):
-    engine = create_engine(f"sqlite:///{var_dir / 'delivery.db'}")
-    Base.metadata.create_all(engine)
-    reset_directory_cache()
-    yield sessionmaker(bind=engine, expire_on_commit=False)
-    engine.dispose()
+def factory(db_factory: sessionmaker) -> sessionmaker:
+    """Every test here runs on SQLite and again on PostgreSQL (skipped when it does not answer)."""
+    return db_factory
 
 
 class Clock:
@@ -247,6 +244,62 @@ async def test_two_workers_never_send_the_same_message_twice(factory, peer_serve
     assert sum(r["sent"] for r in results) == 6
     keys = [headers["X-Shangliang-Delivery"] for headers, _ in peer.received]
     assert sorted(keys) == sorted(set(keys)) and len(keys) == 6
+
+
+async def test_workers_in_parallel_threads_send_each_message_once(factory, peer_server) -> None:
+    """Two worker processes, modelled as threads with their own event loop and database connections:
+    their claims really overlap in the database."""
+    peer, url = await peer_server("webhook")
+    for i in range(10):
+        _enqueue(factory, "webhook", {"url": url, "secret": SECRET}, key=f"case:{i}:m:0")
+    workers = [OutboxWorker(factory, {"webhook": WebhookBackend()}, batch=10) for _ in range(3)]
+    results = await asyncio.gather(*(asyncio.to_thread(asyncio.run, w.run_once()) for w in workers))
+    for _ in range(3):  # a worker that found every row busy leaves it to the next pass
+        results.append(await workers[0].run_once())
+    assert sum(r["sent"] for r in results) == 10
+    keys = [headers["X-Shangliang-Delivery"] for headers, _ in peer.received]
+    assert sorted(keys) == sorted(set(keys)) and len(keys) == 10
+
+
+def _race(factory, threads: int, policy: outbox.RetryPolicy, now: datetime) -> list[int]:
+    """`threads` claimers started together, each claiming two rows at a time until nothing is due."""
+    barrier = threading.Barrier(threads)
+    claimed: list[int] = []
+    lock = threading.Lock()
+
+    def claimer() -> None:
+        barrier.wait()
+        idle = 0
+        while idle < 3:
+            with factory() as s:
+                ids = outbox.claim(s, 2, policy, now=now)
+            with lock:
+                claimed.extend(ids)
+            idle = 0 if ids else idle + 1
+
+    pool = [threading.Thread(target=claimer) for _ in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in pool)
+    return claimed
+
+
+def test_concurrent_claims_take_each_row_once_and_expired_leases_once_again(factory) -> None:
+    clock = Clock()
+    policy = outbox.RetryPolicy(max_attempts=5, base_seconds=10, lease_seconds=120)
+    ids = [_enqueue(factory, "file", {}, key=f"case:{i}:m:0", clock=clock) for i in range(12)]
+    first = _race(factory, 4, policy, clock.now)
+    assert sorted(first) == ids  # every row claimed, none twice
+    with factory() as s:
+        assert outbox.claim(s, 50, policy, now=clock.now) == []  # leases still held
+    clock.advance(121)  # every claimer "died": the leases expire and the rows are due again
+    second = _race(factory, 4, policy, clock.now)
+    assert sorted(second) == ids
+    with factory() as s:
+        rows = s.query(OutboxMessage).filter(OutboxMessage.id.in_(ids)).all()
+        assert {(r.status, r.attempts) for r in rows} == {("sending", 2)}
 
 
 def test_daily_digest_new_grown_and_overdue(factory) -> None:
