@@ -343,10 +343,19 @@ class ActionSubmitConcern(Action):
         topic = (result.get("topic") or {}).get("name")
         follow_up = "工作人员可能会打电话向您核实情况。" if payload.get("contact") else ""
         dispatcher.utter_message(
-            text=f"提交成功！您的编号是 {number}，请记好。"
+            text=f"提交成功！您的编号是 {number}，请记好。{handled_before(candidates)}"
                  f"{f'这件事归在“{topic}”方面，' if topic else ''}我们会转给负责的政协委员和相关部门跟进，"
                  f"{follow_up}有进展会在这里告诉您；之后发编号或说“查进度”就能查询。")
         return _reset()
+
+
+def handled_before(candidates: list[dict[str, Any]]) -> str:
+    """A new case that matched a finished one (the service lists it with its status): say so."""
+    if not candidates or not candidates[0].get("status_label"):
+        return ""
+    old = candidates[0]
+    return (f"之前有居民反映过类似的问题（编号 {old.get('case_number')}，{old['status_label']}），"
+            f"这次我们按新的情况重新跟进。")
 
 
 async def supporters_of(client: IntakeClient, number: str, candidates: list[dict[str, Any]]) -> int | None:
@@ -394,7 +403,11 @@ class ActionMergeDecision(Action):
                 text=f"系统暂时连不上，这一步没办成。不过您的问题已经登记，编号 {own}，不会丢失；"
                      f"工作人员核对时会处理合并。")
         except IntakeError as exc:
-            dispatcher.utter_message(text=f"{exc.message or '操作没有成功'}。您的问题仍按编号 {own} 跟进。")
+            if exc.code == "case_closed":  # the service's message already says it is filed on its own
+                dispatcher.utter_message(text=f"{exc.message}您的编号是 {own}，之后发编号就能查询进度。")
+            else:
+                reason = (exc.message or "操作没有成功").rstrip("。！!. ")
+                dispatcher.utter_message(text=f"{reason}。您的问题仍按编号 {own} 跟进。")
         return events
 
 

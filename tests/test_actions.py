@@ -37,6 +37,7 @@ class FakeIntake:
         self.decision: dict[str, Any] = {"decision": "new", "candidates": []}
         self.cases: dict[str, dict[str, Any]] = {}
         self.by_client_ref: dict[str, dict[str, Any]] = {}
+        self.merge_error: dict[str, str] | None = None
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -72,6 +73,8 @@ class FakeIntake:
 
     async def merge(self, request: web.Request) -> web.Response:
         body = await self._record(request)
+        if self.merge_error is not None:
+            return web.json_response({"error": self.merge_error}, status=409)
         return web.json_response({"case_number": body["case_number"], "supporters": 4})
 
     async def keep(self, request: web.Request) -> web.Response:
@@ -241,6 +244,33 @@ async def test_duplicate_offer_then_merge(fake: FakeIntake) -> None:
     # Wording beats a misclassified intent: "别合并" labelled affirm still keeps the case separate.
     await ActionMergeDecision().run(CollectingDispatcher(), make_tracker("别合并", "affirm", slots=slots), {})
     assert fake.calls[-1][1] == "/api/v1/submissions/1/keep"
+
+
+async def test_match_on_a_finished_case_is_filed_new_and_said_so(fake: FakeIntake) -> None:
+    fake.decision = {"decision": "new", "candidates": [
+        {"case_number": "SL2026-000042", "summary": "阳光小区电梯故障", "supporters": 3, "score": 0.9,
+         "status": "resolved", "status_label": "已办结"}]}
+    dispatcher = CollectingDispatcher()
+    events = await ActionSubmitConcern().run(dispatcher, make_tracker("确认", "affirm", slots=FULL_SLOTS), {})
+    reply = texts(dispatcher)
+    assert "SL2026-000001" in reply and "SL2026-000042" in reply and "已办结" in reply
+    assert "是否并入" not in reply and slot_events(events).get("awaiting") is None
+
+
+async def test_merge_refused_because_the_case_was_closed(fake: FakeIntake) -> None:
+    message = "您想并入的那件事已经办理完结了，不能再并入。您这次的反映已经作为一件新的事情单独登记，我们会重新跟进。"
+    fake.merge_error = {"code": "case_closed", "message": message}
+    slots = {"awaiting": "merge", "submission_id": 1, "merge_target": "SL2026-000042",
+             "own_case_number": "SL2026-000007"}
+    dispatcher = CollectingDispatcher()
+    await ActionMergeDecision().run(dispatcher, make_tracker("是", "affirm", slots=slots), {})
+    reply = texts(dispatcher)
+    assert reply.startswith(message) and "SL2026-000007" in reply
+    # Other refusals keep their own reason, without a doubled full stop.
+    fake.merge_error = {"code": "case_not_found", "message": "没有找到这个案件编号，请核对一下。"}
+    dispatcher = CollectingDispatcher()
+    await ActionMergeDecision().run(dispatcher, make_tracker("是", "affirm", slots=slots), {})
+    assert texts(dispatcher) == "没有找到这个案件编号，请核对一下。您的问题仍按编号 SL2026-000007 跟进。"
 
 
 async def test_intake_down_spools_and_later_flushes(var_dir, monkeypatch) -> None:

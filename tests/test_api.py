@@ -6,11 +6,11 @@ import asyncio
 import importlib.util
 import json
 import logging
-import os
 import sys
 import types
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -25,7 +25,8 @@ from bot.config import settings
 from bot.service.app import AccessLogger, create_app
 from bot.service.keys import ANALYSIS, BACKGROUND
 from bot.storage import db
-from bot.storage.models import Contact, Handoff, Submission
+from bot.storage.models import Case, Contact, Handoff, Submission, utcnow
+from tests.conftest import postgres_schema
 
 TOKEN = "test-token-123"
 # The FAISS index part is built alongside; without it the service files every concern as new.
@@ -97,8 +98,10 @@ async def make_client(var_dir: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIt
     clients: list[TestClient] = []
 
     async def make(encoder_factory: Callable[[], Any] = FakeEncoder,
-                   classifier_factory: Callable[[], Any] = _no_classifier, fake_detector: bool = True) -> TestClient:
-        app = create_app(encoder_factory=encoder_factory, classifier_factory=classifier_factory)
+                   classifier_factory: Callable[[], Any] = _no_classifier, fake_detector: bool = True,
+                   run_sweep: bool = False) -> TestClient:
+        app = create_app(encoder_factory=encoder_factory, classifier_factory=classifier_factory,
+                         run_sweep=run_sweep)
         client = TestClient(TestServer(app))
         await client.start_server()
         await app[BACKGROUND]  # encoder, index catch-up and backfill are done
@@ -155,7 +158,8 @@ async def test_create_and_read_case(client: TestClient) -> None:
     assert case["supporters"] == 1 and case["place"] == "阳光花园5栋"
     assert case["last_update"]["time"] and case["created_at"].endswith("Z")
     assert set(case) == {"case_number", "status", "status_label", "title", "summary", "topic", "supporters",
-                         "place", "created_at", "updated_at", "last_update"}
+                         "place", "jurisdiction", "created_at", "updated_at", "last_update"}
+    assert case["jurisdiction"] is None  # 阳光花园 names no district
     stored = _rows(Submission)[0]
     assert stored.embedding is not None and len(stored.embedding) == 4 * FakeEncoder.dim
     assert stored.embedding_model == "fake-bigram"
@@ -364,6 +368,109 @@ async def test_merge_errors(client: TestClient) -> None:
     assert resp.status == 404 and (await resp.json())["error"]["code"] == "submission_not_found"
 
 
+async def _set_status(client: TestClient, number: str, status: str) -> None:
+    resp = await client.patch(f"/api/v1/cases/{number}", json={"status": status, "actor": "staff"},
+                              headers={"Authorization": f"Bearer {TOKEN}"})
+    assert resp.status == 200
+
+
+async def _supporters(client: TestClient, number: str) -> int:
+    return (await (await client.get(f"/api/v1/cases/{number}")).json())["supporters"]
+
+
+@pytest.mark.parametrize("outcome", ["merge", "ask"])
+async def test_finished_case_gains_no_supporters(any_db_client: TestClient, outcome: str) -> None:
+    """The same concern as a resolved case opens a new case; the old one is listed with its status."""
+    client = any_db_client
+    detector = client.server.app[ANALYSIS].detector
+    _, first = await submit(client, "东湖小区停水三天了")
+    first_id = _rows(Case, number=first["case_number"])[0].id
+    detector.next = ("ask", first_id)
+    _, joined = await submit(client, "东湖小区一直没有水")
+    resp = await client.post(f"/api/v1/submissions/{joined['submission_id']}/merge",
+                             json={"case_number": first["case_number"]})
+    assert resp.status == 200
+    await _set_status(client, first["case_number"], "resolved")
+
+    detector.next = (outcome, first_id)
+    status, again = await submit(client, "东湖小区又停水了", client_ref=f"again-{outcome}")
+    assert status == 201 and again["duplicate"]["decision"] == "new"
+    assert again["case_number"] not in (first["case_number"], joined["case_number"])
+    [old] = again["duplicate"]["candidates"]
+    assert old["case_number"] == first["case_number"]
+    assert old["status"] == "resolved" and old["status_label"] == "已办结"
+    assert await _supporters(client, first["case_number"]) == 2
+    status, replay = await submit(client, "东湖小区又停水了", client_ref=f"again-{outcome}")
+    assert status == 200 and replay == again
+
+    # A match on the case that was merged into the resolved one is a match on the resolved one.
+    detector.next = (outcome, _rows(Case, number=joined["case_number"])[0].id)
+    _, third = await submit(client, "东湖小区水压很低")
+    assert third["duplicate"]["decision"] == "new"
+    assert [(c["case_number"], c["status"]) for c in third["duplicate"]["candidates"]] == \
+        [(first["case_number"], "resolved")]
+    assert await _supporters(client, first["case_number"]) == 2
+
+
+async def test_merge_into_a_case_closed_meanwhile_is_refused(any_db_client: TestClient) -> None:
+    client = any_db_client
+    _, first = await submit(client, "幸福路口的红绿灯坏了一周了")
+    client.server.app[ANALYSIS].detector.next = ("ask", _rows(Case, number=first["case_number"])[0].id)
+    _, second = await submit(client, "幸福路那个红绿灯一直不亮")
+    assert second["duplicate"]["decision"] == "ask"
+    assert second["duplicate"]["candidates"][0]["status"] == "received"
+    await _set_status(client, first["case_number"], "closed")  # staff close it before the resident answers
+    resp = await client.post(f"/api/v1/submissions/{second['submission_id']}/merge",
+                             json={"case_number": first["case_number"]})
+    error = (await resp.json())["error"]
+    assert resp.status == 409 and error["code"] == "case_closed"
+    assert "办理完结" in error["message"] and "新的事情单独登记" in error["message"]
+    assert await _supporters(client, first["case_number"]) == 1
+    own = await (await client.get(f"/api/v1/cases/{second['case_number']}")).json()
+    assert own["status"] == "received" and own["supporters"] == 1  # kept as its own case
+    assert _rows(Submission, id=second["submission_id"])[0].dedup_decision == "ask"
+
+
+async def test_case_closed_between_check_and_join_opens_a_new_case(
+        any_db_client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Staff close the case after the pipeline looked at it: the conditional UPDATE refuses the join."""
+    from bot.storage import repository
+
+    client = any_db_client
+    _, first = await submit(client, "菜市场门口的积水一直不退")
+    await _set_status(client, first["case_number"], "closed")
+    monkeypatch.setattr(repository, "accepts_supporters", lambda case: True)  # the stale look
+    client.server.app[ANALYSIS].detector.next = ("merge", _rows(Case, number=first["case_number"])[0].id)
+    status, second = await submit(client, "菜市场门口积水好多天了")
+    assert status == 201 and second["duplicate"]["decision"] == "new"
+    assert second["case_number"] != first["case_number"]
+    assert second["duplicate"]["candidates"][0]["status"] == "closed"
+    assert await _supporters(client, first["case_number"]) == 1
+
+
+@pytest.mark.parametrize("text,place,expected", [
+    ("东湖区清河街道的路灯坏了一个月", None, "东湖区"),       # a district of routing.yml
+    ("柳岸社区门口下水道堵了", None, "东湖区"),              # a community of a 包联 area names its district
+    ("路灯坏了一个月，晚上很黑", "枫林街道", "西山区"),        # the place slot, not the text
+    ("南京市雨花区幸福小区门口的垃圾没人清运", None, "雨花区"),  # any district the text names
+    ("A3区人民路的井盖丢了好几天", None, "A3区"),             # masked districts of published data
+    ("幸福小区门口的垃圾没人清运", None, None),               # 小区 is no district
+])
+async def test_jurisdiction_from_the_district_named(any_db_client: TestClient, monkeypatch: pytest.MonkeyPatch,
+                                                     text: str, place: str | None, expected: str | None) -> None:
+    client = any_db_client
+    analysis = client.server.app[ANALYSIS]
+    added: list[tuple[int, str | None]] = []
+    index_add = analysis.index_add
+    monkeypatch.setattr(analysis, "index_add", lambda sid, vector, jurisdiction, created_at: (
+        added.append((sid, jurisdiction)), index_add(sid, vector, jurisdiction, created_at)))
+    _, body = await submit(client, text, **({"place": place} if place else {}))
+    case = await (await client.get(f"/api/v1/cases/{body['case_number']}")).json()
+    assert case["jurisdiction"] == expected
+    assert added == [(body["submission_id"], expected)]  # the index gets it with the vector
+    assert analysis.detector.calls  # the duplicate search ran (unfiltered: see FakeDetector.decide)
+
+
 # ---- staff updates -------------------------------------------------------------------------------
 
 async def test_patch_requires_token(client: TestClient) -> None:
@@ -498,6 +605,41 @@ async def test_routing_failure_does_not_lose_the_case(client: TestClient, monkey
     assert (await client.get(f"/api/v1/cases/{body['case_number']}")).status == 200
 
 
+async def test_case_left_unrouted_is_routed_when_the_service_starts(make_client: MakeClient,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A crash between the case commit and routing (here: routing fails) leaves a `received` case; the
+    sweep started with the service routes it once the grace period is over."""
+    def explode(session: Any, case_id: int) -> None:
+        raise RuntimeError("process killed")
+
+    crashed = types.ModuleType("bot.routing.dispatch")
+    crashed.on_case_filed = explode  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "bot.routing.dispatch", crashed)
+    client = await make_client()
+    _, body = await submit(client, "菜市场排水沟堵了")
+    await client.close()
+    with db.session_scope() as session:  # the crash was two minutes ago
+        session.execute(sa.text("update cases set created_at = :t where number = :n"),
+                        {"t": utcnow() - timedelta(minutes=2), "n": body["case_number"]})
+
+    calls: list[int] = []
+
+    def route(session: Any, case_id: int) -> None:
+        calls.append(case_id)
+        session.execute(sa.text("update cases set status = 'assigned' where id = :id"), {"id": case_id})
+
+    fixed = types.ModuleType("bot.routing.dispatch")
+    fixed.on_case_filed = route  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "bot.routing.dispatch", fixed)
+    client = await make_client(run_sweep=True)
+    for _ in range(100):
+        case = await (await client.get(f"/api/v1/cases/{body['case_number']}")).json()
+        if case["status"] != "received":
+            break
+        await asyncio.sleep(0.05)
+    assert case["status"] == "assigned" and len(calls) == 1
+
+
 # ---- web chat ----------------------------------------------------------------------------------
 
 async def test_chat_page_and_redirect(client: TestClient) -> None:
@@ -556,29 +698,25 @@ async def test_chat_send_when_rasa_is_down(make_client: MakeClient, monkeypatch:
 def postgres_url(make_client: MakeClient, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """DATABASE_URL pointing at a private schema of the PostgreSQL test database (set after
     make_client, which clears any DATABASE_URL of the developer's)."""
-    import uuid
-
-    base = os.environ.get("SHANGLIANG_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-    admin = sa.create_engine(base, connect_args={"connect_timeout": 3})
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text("select 1"))
-    except Exception as exc:
-        admin.dispose()
-        pytest.skip(f"PostgreSQL not reachable at {base}: {type(exc).__name__}")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    url = f"{base}?options=-csearch_path%3D{schema}"
-    monkeypatch.setenv("DATABASE_URL", url)
-    settings.cache_clear()
-    try:
+    with postgres_schema() as url:
+        monkeypatch.setenv("DATABASE_URL", url)
+        settings.cache_clear()
         yield url
-    finally:
-        db.dispose_engines()
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def any_db_client(request: pytest.FixtureRequest, make_client: MakeClient,
+                        monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[TestClient]:
+    """The service on SQLite, then on a private PostgreSQL schema (skipped when it does not answer)."""
+    if request.param == "sqlite":
+        yield await make_client()
+        return
+    with postgres_schema() as url:
+        monkeypatch.setenv("DATABASE_URL", url)
+        settings.cache_clear()
+        client = await make_client()
+        yield client
+        await client.close()  # before the schema is dropped
 
 
 @pytest.mark.postgres

@@ -164,3 +164,13 @@ def test_on_case_filed_classifies_unlabelled_case(session, monkeypatch) -> None:
             assert "duty_office" in {r.member_id for r in recipients}
     finally:
         service.reset_classifier()
+
+
+def test_jurisdiction_reaches_the_district_members(session) -> None:
+    """The place names no district, the concern did (Case.jurisdiction): the district's 包联 member gets it."""
+    sub = repository.create_submission(session, text="西山区幸福小区3号楼门口的路灯坏了", place="幸福小区3号楼",
+                                       topic="urban_construction", topic_confidence=0.9, jurisdiction="西山区")
+    session.commit()
+    recipients = {r.member_id for r in on_case_filed(session, sub.case_id)}
+    assert "m_su_wen" in recipients  # areas: [{district: 西山区}]
+    assert "m_qian_hai" not in recipients  # 西山区 枫林街道 only

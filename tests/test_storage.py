@@ -199,6 +199,42 @@ def test_merge_submission_moves_it_and_closes_provisional_case(database_url: str
         assert [e.kind for e in old.events][-1] == "merged"
 
 
+@pytest.mark.parametrize("status", ["resolved", "closed"])
+def test_a_finished_case_takes_no_supporters(database_url: str, status: str) -> None:
+    with db.session_scope(database_url) as session:
+        done = repository.create_submission(session, text="幸福路的路灯坏了一个月")
+        merged = repository.create_submission(session, text="幸福路那边晚上路灯不亮")
+        provisional = merged.case_id
+        repository.merge_submission(session, merged.id, done.case_id)  # `provisional` now points at `done`
+        repository.update_case(session, session.get(Case, done.case_id), status=status, actor="staff")
+        later = repository.create_submission(session, text="幸福路路灯又坏了")
+        ids = (done.case_id, provisional, later.id)
+    with db.session_scope(database_url) as session:
+        done_case = session.get(Case, ids[0])
+        assert not repository.accepts_supporters(done_case)
+        assert session.get(Case, provisional).status == "merged"
+        for case_id in (ids[0], provisional):  # directly, or through the merged case's link
+            with pytest.raises(repository.CaseClosedError):
+                repository.create_submission(session, text="路灯问题我也遇到了", case_id=case_id)
+        with pytest.raises(repository.CaseClosedError):
+            repository.merge_submission(session, ids[2], ids[0])
+    with db.session_scope(database_url) as session:
+        assert session.get(Case, ids[0]).supporter_count == 2
+        assert session.get(Submission, ids[2]).case_id != ids[0]  # still its own case
+        assert session.execute(sa.select(sa.func.count(Submission.id))).scalar_one() == 3
+
+
+def test_claim_for_routing_only_while_received(database_url: str) -> None:
+    with db.session_scope(database_url) as session:
+        case_id = repository.create_submission(session, text="公园厕所太少").case_id
+    with db.session_scope(database_url) as session:
+        assert repository.claim_for_routing(session, case_id)
+        session.get(Case, case_id).status = "assigned"
+    with db.session_scope(database_url) as session:
+        assert not repository.claim_for_routing(session, case_id)
+        assert session.get(Case, case_id).status == "assigned"
+
+
 def test_keep_submission_records_the_choice(database_url: str) -> None:
     with db.session_scope(database_url) as session:
         sub = repository.create_submission(session, text="公园健身器材坏了", dedup_decision="ask")

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from bot.service.textinfo import analyze, find_phone, find_place, find_scope, find_since_when, is_vague
+from bot.service.textinfo import (
+    analyze,
+    find_district,
+    find_phone,
+    find_place,
+    find_scope,
+    find_since_when,
+    is_vague,
+)
 from bot.storage.summary import derive_summary, derive_title
 
 
@@ -57,6 +65,27 @@ def test_openers_with_content_are_not_vague(text: str) -> None:
 ])
 def test_places(text: str, place: str) -> None:
     assert find_place(text) == place
+
+
+@pytest.mark.parametrize("text,district", [
+    ("朝阳区望京街道花家地社区的路灯坏了三个月了", "朝阳区"),
+    ("我住在南京市雨花区幸福小区", "雨花区"),
+    ("A3区的垃圾没人清运", "A3区"),
+    ("Ａ３区人民路井盖丢了", "A3区"),  # full-width as typed on phones
+    ("浦东新区张江镇的公交太少", "浦东新区"),
+    ("北岭县城关镇李家村的自来水发黄", "北岭县"),
+    ("东湖小区门口就是东湖区政府", "东湖区"),  # 东湖小区 is an estate, 东湖区 the district
+])
+def test_districts(text: str, district: str) -> None:
+    assert find_district(text) == district
+
+
+@pytest.mark.parametrize("text", [
+    "幸福小区3号楼2单元楼道灯不亮", "东湖社区停车区没有灯", "全区的路灯都该换了", "景区门口摊贩太多",
+    "影响市容", "县城里的路坑坑洼洼", "本区居民看病难",
+])
+def test_no_district(text: str) -> None:
+    assert find_district(text) is None
 
 
 @pytest.mark.parametrize("text", [

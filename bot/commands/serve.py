@@ -16,7 +16,9 @@ def _serve(args: argparse.Namespace) -> int:
     host = args.host or str(service.get("host", "127.0.0.1"))
     port = int(args.port or service.get("port", 8088))
     logging.getLogger("aiohttp.access").setLevel(logging.INFO)
-    web.run_app(create_app(run_outbox=not args.no_outbox), host=host, port=port, access_log_class=AccessLogger,
+    # The routing sweep always runs here: routing happens in this process (see bot/service/sweep.py).
+    app = create_app(run_outbox=not args.no_outbox, run_sweep=True)
+    web.run_app(app, host=host, port=port, access_log_class=AccessLogger,
                 print=lambda msg: logging.getLogger("bot.service").info("listening on http://%s:%d", host, port))
     return 0
 

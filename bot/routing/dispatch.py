@@ -83,8 +83,10 @@ def on_case_filed(session, case_id: int, directory: Directory | None = None,
     directory = directory or current_directory(session, taxonomy)
     submissions = sorted(case.submissions, key=lambda s: s.id)
     _classify_if_needed(session, case, submissions)
+    # The intake service records the district a concern names as its jurisdiction (a routing area's
+    # district when one matches): 包联 members of that district receive it even when the place omits it.
     facts = CaseFacts(topic=case.topic, needs_review=bool(case.needs_review), place=case.place,
-                      district=case.district, street=case.street, community=case.community)
+                      district=case.district or case.jurisdiction, street=case.street, community=case.community)
     already = {m for (m,) in session.query(Route.member_id).filter(Route.case_id == case.id)}
     recipients = [r for r in route(facts, directory, taxonomy) if r.member_id not in already]
     if not recipients:

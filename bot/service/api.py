@@ -56,6 +56,7 @@ def case_view(pipeline: IntakePipeline, session: Session, case: Case) -> dict[st
         "topic": pipeline.topic_view(case),
         "supporters": int(case.supporter_count),
         "place": case.place,
+        "jurisdiction": case.jurisdiction,
         "created_at": _iso(case.created_at),
         "updated_at": _iso(case.updated_at),
         "last_update": {"time": _iso(event.created_at), "note": event.note} if event else None,
@@ -105,7 +106,10 @@ async def merge_submission(request: web.Request) -> web.Response:
         if session.get(Submission, submission_id) is None:
             raise ApiError("submission_not_found")
         target = _case_by_number(session, number)
-        case = repository.merge_submission(session, submission_id, target.id)
+        try:
+            case = repository.merge_submission(session, submission_id, target.id)
+        except repository.CaseClosedError as exc:
+            raise ApiError("case_closed") from exc
         session.commit()
         return {"case_number": case.number, "supporters": int(case.supporter_count)}
 

@@ -26,7 +26,10 @@ from bot.service.keys import (
     OUTBOX_TASK,
     PIPELINE,
     RUN_OUTBOX,
+    RUN_SWEEP,
     SETTINGS,
+    SWEEP_STOP,
+    SWEEP_TASK,
     UPGRADE_DB,
 )
 from bot.service.metrics import Metrics, metrics_middleware
@@ -45,9 +48,11 @@ class AccessLogger(AbstractAccessLogger):
 
 def create_app(*, encoder_factory: Callable[[], Any] | None = None,
                classifier_factory: Callable[[], Any] | None = None, upgrade_db: bool = True,
-               database_url: str | None = None, run_outbox: bool = False) -> web.Application:
+               database_url: str | None = None, run_outbox: bool = False,
+               run_sweep: bool = False) -> web.Application:
     """The intake service. The factories replace index.encoder.default_encoder and
-    bot.topics.classifier.default_classifier (tests use tiny fakes)."""
+    bot.topics.classifier.default_classifier (tests use tiny fakes). `run_outbox` starts the outbox
+    worker, `run_sweep` the routing sweep (bot/service/sweep.py); `shangliang serve` starts both."""
     config = settings()
     max_body = int(config["service"].get("max_body_bytes", 262144))
     metrics = Metrics()
@@ -62,6 +67,7 @@ def create_app(*, encoder_factory: Callable[[], Any] | None = None,
     app[PIPELINE] = IntakePipeline(analysis, factory, metrics)
     app[UPGRADE_DB] = upgrade_db
     app[RUN_OUTBOX] = run_outbox
+    app[RUN_SWEEP] = run_sweep
 
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics_endpoint)
@@ -87,6 +93,13 @@ async def _startup(app: web.Application) -> None:
         worker = OutboxWorker(app[PIPELINE].session_factory)
         interval = float(app[SETTINGS].get("delivery", {}).get("poll_seconds", 5))
         app[OUTBOX_TASK] = asyncio.create_task(worker.run(interval=interval, stop=stop))
+    if app[RUN_SWEEP]:
+        # Cases left unrouted by a crash between the case commit and routing are routed now and then.
+        from bot.service.sweep import RoutingSweep, SweepPolicy
+
+        app[SWEEP_STOP] = asyncio.Event()
+        sweep = RoutingSweep(app[PIPELINE], SweepPolicy.from_settings(app[SETTINGS]))
+        app[SWEEP_TASK] = asyncio.create_task(sweep.run(app[SWEEP_STOP]))
 
 
 async def _load_models(app: web.Application) -> None:
@@ -103,6 +116,9 @@ async def _cleanup(app: web.Application) -> None:
     if OUTBOX_STOP in app:
         app[OUTBOX_STOP].set()
         await asyncio.wait_for(app[OUTBOX_TASK], timeout=30)
+    if SWEEP_STOP in app:
+        app[SWEEP_STOP].set()
+        await asyncio.wait_for(app[SWEEP_TASK], timeout=30)
     task = app.get(BACKGROUND)
     if task is not None and not task.done():
         # The executor thread cannot be interrupted; wait for it so the database is closed cleanly.

@@ -22,6 +22,8 @@ MESSAGES: dict[str, tuple[int, str]] = {
     "body_too_large": (413, "提交的内容太大了，请精简后再试。"),
     "case_not_found": (404, "没有找到这个案件编号，请核对一下（格式如 SL2026-000123）。"),
     "submission_not_found": (404, "没有找到这条反映记录。"),
+    "case_closed": (409, "您想并入的那件事已经办理完结了，不能再并入。您这次的反映已经作为一件新的事情单独登记，"
+                         "我们会重新跟进。"),
     "missing_sender": (400, "缺少用户标识，无法查询您的记录。"),
     "unauthorized": (401, "没有权限进行此操作。"),
     "invalid_status": (400, "案件状态不正确。"),

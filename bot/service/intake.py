@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.config import settings
 from bot.service.analysis import Analysis, DedupResult
 from bot.service.errors import ApiError
+from bot.service.jurisdiction import jurisdiction_of, routing_directory
 from bot.service.metrics import Metrics
 from bot.service.pseudonym import pseudonymise
 from bot.service.textinfo import find_place
@@ -142,8 +143,11 @@ class IntakePipeline:
             if case.id in seen:
                 continue
             seen.add(case.id)
+            # status tells the dialogue that a finished case was found: it is shown, never joined.
             views.append({"case_number": case.number, "summary": case.summary,
-                          "supporters": int(case.supporter_count), "score": round(float(score), 4)})
+                          "supporters": int(case.supporter_count), "score": round(float(score), 4),
+                          "status": case.status,
+                          "status_label": CASE_STATUS_LABELS.get(case.status, case.status)})
         return views
 
     def _result(self, session: Session, submission: Submission, decision: str,
@@ -158,7 +162,8 @@ class IntakePipeline:
             "status": case.status,
             "status_label": CASE_STATUS_LABELS.get(case.status, case.status),
             "topic": self.topic_view(case),
-            "duplicate": {"decision": decision, "candidates": shown if decision != "new" else []},
+            # "new" lists only the finished case the concern was not joined to (see _store).
+            "duplicate": {"decision": decision, "candidates": shown},
         }
 
     def replay(self, session: Session, submission: Submission) -> dict[str, Any]:
@@ -184,16 +189,17 @@ class IntakePipeline:
             log.warning("no encoder available: storing the concern without a vector (encoded later)")
         topic = self.analysis.classify(req.text, vector)
         place = req.place or find_place(req.text)
+        jurisdiction = jurisdiction_of(req.text, place, routing_directory())
         now = utcnow()
         dedup: DedupResult = self.analysis.decide(req.text, vector, place=place, created_at=now)
-        ranked = [(c.case_id, c.score) for c in dedup.candidates]
 
         sender = pseudonymise(req.channel, req.sender) if req.sender else None
         try:
             with self._session() as session:
-                submission, decision = self._store(session, req, external_id, sender, vector, topic,
-                                                   place, now, dedup)
-                result = self._result(session, submission, decision, ranked)
+                submission, decision, shown = self._store(session, req, external_id, sender, vector, topic,
+                                                          place, jurisdiction, now, dedup)
+                result = self._result(session, submission, decision, shown)
+                jurisdiction = submission.case.jurisdiction  # the joined case's, as the index rebuild reads it
                 session.commit()
         except IntegrityError:
             # The same client_ref arrived twice at once: the other request won; answer with its result.
@@ -203,11 +209,11 @@ class IntakePipeline:
                     return found, 200
             raise
         self.metrics.count_submission(decision)
-        self.analysis.index_add(submission.id, vector, None, now)
-        if decision != "merged" and self._route(submission.case_id):
+        self.analysis.index_add(submission.id, vector, jurisdiction, now)
+        if decision != "merged" and self.route(submission.case_id):
             # Routing may have classified and assigned the case: answer with what is stored now.
             with self._session() as session:
-                result = self._result(session, session.get(Submission, submission.id), decision, ranked)
+                result = self._result(session, session.get(Submission, submission.id), decision, shown)
         log.info("filed submission %d as %s (%s)", submission.id, result["case_number"], decision)
         return result, 201
 
@@ -223,53 +229,57 @@ class IntakePipeline:
             return self.replay(session, existing)
 
     def _store(self, session: Session, req: SubmissionRequest, external_id: str | None, sender: str | None,
-               vector: Any, topic: tuple[str, float] | None, place: str | None, now: Any,
-               dedup: DedupResult) -> tuple[Submission, str]:
+               vector: Any, topic: tuple[str, float] | None, place: str | None, jurisdiction: str | None,
+               now: Any, dedup: DedupResult) -> tuple[Submission, str, list[tuple[int, float]]]:
+        """Store the concern; returns it, the decision and the candidates to show. A best match whose
+        case is finished (resolved, closed) is not joined: the concern opens a new case and the response
+        lists that one case with its status, so the dialogue can say it was handled before."""
         best = dedup.candidates[0] if dedup.candidates else None
-        target_case_id = None
+        best_case = session.get(Case, best.case_id) if best is not None else None
         decision = "new"
-        if dedup.outcome == "merge" and best is not None and session.get(Case, best.case_id) is not None:
-            target_case_id, decision = best.case_id, "merged"
-        elif dedup.outcome == "ask" and best is not None and session.get(Case, best.case_id) is not None:
-            decision = "ask"
-        submission = repository.create_submission(
-            session,
-            text=req.text,
-            channel=req.channel,
-            sender=sender,
-            kind=req.kind,
-            place=place,
-            since_when=req.since_when,
-            scope=req.scope,
-            anonymous=req.anonymous,
-            campaign=req.campaign,
-            media=req.media,
-            contact=req.contact,
-            external_id=external_id,
-            created_at=now,
-            embedding=vector,
-            embedding_model=self.analysis.encoder_name if vector is not None else None,
-            case_id=target_case_id,
-            topic=topic[0] if topic else None,
-            topic_confidence=topic[1] if topic else None,
-            dedup_decision={"merged": "auto_merged", "ask": "ask"}.get(decision, "new"),
-            candidate_case_id=best.case_id if best is not None and decision != "new" else None,
-            dedup_score=best.score if best is not None else None,
+        shown: list[tuple[int, float]] = []
+        if best is not None and best_case is not None and dedup.outcome in ("merge", "ask"):
+            shown = [(c.case_id, c.score) for c in dedup.candidates]
+            if not repository.accepts_supporters(repository.live_case(session, best_case)):
+                shown = shown[:1]
+            else:
+                decision = "merged" if dedup.outcome == "merge" else "ask"
+        fields = dict(
+            text=req.text, channel=req.channel, sender=sender, kind=req.kind, place=place,
+            since_when=req.since_when, scope=req.scope, anonymous=req.anonymous, campaign=req.campaign,
+            media=req.media, contact=req.contact, external_id=external_id, created_at=now,
+            embedding=vector, embedding_model=self.analysis.encoder_name if vector is not None else None,
+            topic=topic[0] if topic else None, topic_confidence=topic[1] if topic else None,
+            dedup_score=best.score if best is not None else None, jurisdiction=jurisdiction,
         )
-        if topic and target_case_id is None:
+        try:
+            submission = repository.create_submission(
+                session, case_id=best.case_id if decision == "merged" else None,
+                dedup_decision={"merged": "auto_merged", "ask": "ask"}.get(decision, "new"),
+                candidate_case_id=best.case_id if shown else None, **fields)
+        except repository.CaseClosedError:
+            # Closed by staff a moment ago; the refused UPDATE wrote nothing, so file a new case instead.
+            decision, shown = "new", shown[:1]
+            submission = repository.create_submission(session, dedup_decision="new",
+                                                      candidate_case_id=best.case_id, **fields)
+        if topic and decision != "merged":
             review_below = float((settings().get("topics") or {}).get("review_below", 0.5))
             submission.case.needs_review = topic[1] < review_below
-        return submission, decision
+        return submission, decision, shown
 
-    def _route(self, case_id: int) -> bool:
-        """Hand a new case to routing (another part) in its own transaction, after the case is
-        committed: a routing failure never undoes the intake. True when routing ran."""
+    def route(self, case_id: int) -> bool:
+        """Hand a case waiting for routing (status `received`) to routing (another part) in its own
+        transaction, after the case is committed: a routing failure never undoes the intake. The case row
+        is claimed first, so the intake and the routing sweep (bot.service.sweep) never route it twice.
+        True when routing ran."""
         try:
             dispatch = importlib.import_module("bot.routing.dispatch")
         except ModuleNotFoundError:
             return False
         try:
             with self._session() as session:
+                if not repository.claim_for_routing(session, case_id):
+                    return False
                 dispatch.on_case_filed(session, case_id)
                 session.commit()
             return True
@@ -295,9 +305,9 @@ class IntakePipeline:
                         return done
                     submission.embedding = vector.astype("float32").tobytes()
                     submission.embedding_model = self.analysis.encoder_name
-                    added.append((submission.id, vector, submission.created_at))
+                    added.append((submission.id, vector, submission.case.jurisdiction, submission.created_at))
                 session.commit()
-            for submission_id, vector, created_at in added:
-                self.analysis.index_add(submission_id, vector, None, created_at)
+            for submission_id, vector, jurisdiction, created_at in added:
+                self.analysis.index_add(submission_id, vector, jurisdiction, created_at)
             done += len(added)
             log.info("encoded %d stored concerns that had no vector", done)

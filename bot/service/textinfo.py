@@ -72,6 +72,27 @@ def find_place(text: str) -> str | None:
     return best
 
 
+# Place components that end in 区/县 but name no district: housing estates, parks, zones of a site.
+_NOT_DISTRICT = ("小区", "社区", "园区", "景区", "风景区", "校区", "厂区", "片区", "城区", "市区", "郊区", "山区",
+                 "地区", "辖区", "街区", "矿区", "库区", "营区", "学区", "病区", "展区", "服务区", "商业区",
+                 "住宅区", "居住区", "停车区", "生活区", "办公区", "宿舍区", "家属区", "别墅区", "保护区",
+                 "自治区", "特别行政区")
+
+
+def find_district(text: str) -> str | None:
+    """The first district or county the text names (雨花区, 浦东新区, A3区, 北岭县), else None.
+    Uses the place components of find_place, so 幸福小区 or 东湖社区 is never taken for a district."""
+    for match in _COMPONENT.finditer(normalise(text)):
+        piece = match.group(0)
+        lead = _LEADING.match(piece)
+        if lead and lead.end() < len(piece):
+            piece = piece[lead.end():]
+        if not piece.endswith(("区", "县")) or piece in _GENERIC or piece.endswith(_NOT_DISTRICT):
+            continue
+        return piece
+    return None
+
+
 # ---- since when -------------------------------------------------------------------------------
 _CN_NUM = r"(?:[0-9]+|[一二三四五六七八九十两几半]+)"
 _SINCE = re.compile(

@@ -42,6 +42,10 @@ CASE_STATUS_LABELS: dict[str, str] = {
     "merged": "已并入其他案件",
 }
 
+# A case in one of these states is finished: it gains no new supporters, and a resident who reports the
+# same problem again gets a new case (the problem came back, or the case was merged away).
+CLOSED_STATUSES: frozenset[str] = frozenset({"resolved", "closed", "merged"})
+
 
 class Case(Base):
     """One concern as members see it: one or many submissions from one or many residents."""

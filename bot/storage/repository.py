@@ -11,12 +11,13 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from bot.storage.case_numbers import allocate_number, normalize_number
 from bot.storage.models import (
     CASE_STATUS_LABELS,
+    CLOSED_STATUSES,
     Case,
     CaseEvent,
     Contact,
@@ -27,6 +28,19 @@ from bot.storage.models import (
 from bot.storage.summary import derive_summary, derive_title
 
 KINDS = ("concern", "suggestion")
+
+
+class CaseClosedError(Exception):
+    """The case is finished (see CLOSED_STATUSES): it takes no new supporters."""
+
+    def __init__(self, number: str | None) -> None:
+        super().__init__(f"case {number} is closed")
+        self.number = number
+
+
+def accepts_supporters(case: Case) -> bool:
+    """Open cases gain supporters; resolved, closed and merged-away ones do not."""
+    return case.status not in CLOSED_STATUSES
 
 
 def _vector_bytes(embedding: Any) -> bytes | None:
@@ -89,11 +103,18 @@ def live_case(session: Session, case: Case) -> Case:
 
 
 def _add_supporter(session: Session, case: Case, when: datetime) -> None:
-    # A SQL expression, not a Python increment, so concurrent supporters are all counted.
-    case.supporter_count = Case.supporter_count + 1
-    case.updated_at = when
+    """One more supporter, unless the case is closed (raises CaseClosedError). One conditional UPDATE:
+    concurrent supporters are all counted, and a case closed by staff meanwhile is never joined."""
     session.flush()
-    session.refresh(case, ["supporter_count"])
+    result = session.execute(
+        update(Case)
+        .where(Case.id == case.id, Case.status.notin_(sorted(CLOSED_STATUSES)))
+        .values(supporter_count=Case.supporter_count + 1, updated_at=when)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        raise CaseClosedError(case.number)
+    session.refresh(case, ["supporter_count", "updated_at", "status"])
     add_event(session, case, "supporter", when=when)
 
 
@@ -126,7 +147,8 @@ def create_submission(
     dedup_score: float | None = None,
     jurisdiction: str | None = None,
 ) -> Submission:
-    """Store one submission. Opens a case (with its number) unless `case_id` names one to join.
+    """Store one submission. Opens a case (with its number) unless `case_id` names one to join
+    (CaseClosedError when that case is closed: the caller files a new case instead).
 
     `sender` must already be pseudonymised. Contact data is stored only with consent=True, and only
     in the contacts table.
@@ -179,6 +201,7 @@ def merge_submission(session: Session, submission_id: int, target_case_id: int) 
     """Move a submission to another case (the resident confirmed "same issue").
 
     Its provisional case, if nothing else is left in it, becomes `merged`; the target gains a supporter.
+    Raises CaseClosedError (nothing changed) when the target is closed: the submission keeps its own case.
     """
     submission = session.get(Submission, submission_id)
     if submission is None:
@@ -191,10 +214,10 @@ def merge_submission(session: Session, submission_id: int, target_case_id: int) 
     if old is not None and old.id == target.id:
         return target
     when = utcnow()
+    _add_supporter(session, target, when)  # first: a closed target refuses before anything moves
     submission.case_id = target.id
     submission.dedup_decision = "confirmed"
     session.flush()
-    _add_supporter(session, target, when)
     if old is not None:
         remaining = session.execute(
             select(func.count(Submission.id)).where(Submission.case_id == old.id)
@@ -209,6 +232,18 @@ def merge_submission(session: Session, submission_id: int, target_case_id: int) 
             old.updated_at = when
     session.flush()
     return target
+
+
+def claim_for_routing(session: Session, case_id: int) -> bool:
+    """Lock a case that still waits for routing (status `received`) for this transaction. False when it
+    was routed meanwhile: a second router waits for the first one's commit, then finds nothing to do."""
+    result = session.execute(
+        update(Case)
+        .where(Case.id == case_id, Case.status == "received")
+        .values(updated_at=Case.updated_at)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
 
 
 def keep_submission(session: Session, submission_id: int) -> Submission:
