@@ -128,14 +128,14 @@ def test_eval_topics_command(var_dir: Path, tmp_path: Path, capsys, monkeypatch)
     unlabeled = tmp_path / "unlabeled.jsonl"
     _write_jsonl(unlabeled, [{"id": "u1", "text": "楼下烧烤油烟太大"}, {"id": "u2", "text": "孩子上学太远"}])
     assert cli(["eval", "topics", "--train", str(train), "--cv", "3", "--map-labels",
-                "--unlabeled", str(unlabeled), "--png", str(png)]) == 0
+                "--unlabeled", str(unlabeled), "--self-train", "--png", str(png)]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["mode"] == "cv3" and result["self_training"] is True
     assert set(result["per_class_f1"]) <= set(taxonomy.topics)  # labels were mapped to topic ids
 
 
 def test_train_topics_caches_by_data_hash_and_flags_low_confidence(var_dir: Path, capsys, monkeypatch) -> None:
-    monkeypatch.setattr(service, "embed_texts", lambda texts, cache=True: None)
+    monkeypatch.setattr(service, "embed_concerns", lambda texts, cache=True: None)
     service.reset_classifier()
     try:
         assert cli(["train-topics", "--no-db", "--no-embeddings"]) == 0

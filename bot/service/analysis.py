@@ -178,7 +178,7 @@ class Analysis:
         if self.classifier is None or vector is None:
             return None
         try:
-            ranked = self.classifier.predict([text], np.asarray([vector], dtype=np.float32))[0]
+            ranked = self.classifier.predict([text], self._topic_vectors(text, vector))[0]
         except Exception:
             log.exception("topic classification failed")
             return None
@@ -186,6 +186,16 @@ class Analysis:
             return None
         topic, confidence = ranked[0]
         return str(topic), float(confidence)
+
+    def _topic_vectors(self, text: str, vector: np.ndarray) -> np.ndarray:
+        """The concern's vector beside its headline's. A one-sentence concern is its own headline; a
+        longer one costs one more encode of a short text (a few ms)."""
+        from bot.topics.concepts import headline
+        from bot.topics.embeddings import paired
+
+        head = headline(text)
+        head_vector = self.encode(head) if head != text.strip() else None
+        return paired(vector, head_vector)
 
     def topic_name(self, topic_id: str) -> str:
         try:

@@ -24,15 +24,21 @@ def register(sub, groups) -> None:
     ev.add_argument("--train", required=True, help="labelled JSONL (id, title?, text, label)")
     ev.add_argument("--test", help="labelled JSONL to test on; without it use --cv on --train")
     ev.add_argument("--cv", type=int, default=0, help="k-fold cross-validation on --train")
-    ev.add_argument("--unlabeled", help="unlabelled JSONL (title?, text) for vocabulary and self-training")
+    ev.add_argument("--unlabeled", help="unlabelled JSONL (title?, text): vocabulary, and pseudo-labels with "
+                                        "--self-train")
+    ev.add_argument("--self-train", action="store_true",
+                    help="pseudo-label the --unlabeled texts the first model is sure of and train again")
     ev.add_argument("--unlabeled-embeddings", action="store_true",
                     help="encode the unlabelled texts too (cached under var/cache; slow on 2 cores), so "
                          "self-training pseudo-labels with both models and trains both")
     ev.add_argument("--weak-labels", action="store_true",
                     help="label --unlabeled rows whose official `reply` names the departments of one label "
                          "(nlu_data/topics/departments.yml) and train on them too")
-    ev.add_argument("--gov-taxonomy", help="category-system JSON (level1 -> level2 -> [level3]): its names "
-                                         "become one prototype example per matching label")
+    ev.add_argument("--gov-taxonomy", help="category-system JSON (level1 -> level2 -> [level3]): each level-2 "
+                                         "node becomes a concept group voting for its level-1 name")
+    ev.add_argument("--no-concepts", action="store_true",
+                    help="without concept-group features (nlu_data/topics/concepts.yml), for comparison")
+    ev.add_argument("--seed", type=int, default=0, help="shuffle seed of the cross-validation folds")
     ev.add_argument("--map-labels", action="store_true",
                     help="map labels onto the product taxonomy (label_map in taxonomy.yml) first")
     ev.add_argument("--no-embeddings", action="store_true", help="lexical features only")
@@ -56,7 +62,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _dataset(path: str, map_labels: bool, use_embeddings: bool):
     from bot.topics.data import labelled_from_jsonl
-    from bot.topics.embeddings import embed_texts
+    from bot.topics.embeddings import embed_concerns
     from bot.topics.evaluate import Dataset
     from bot.topics.taxonomy import default_taxonomy
 
@@ -66,31 +72,23 @@ def _dataset(path: str, map_labels: bool, use_embeddings: bool):
         taxonomy = default_taxonomy()
         labels = [taxonomy.map_label(label) or taxonomy.fallback for label in labels]
     texts = [e.text for e in examples]
-    return Dataset(texts, labels, embed_texts(texts) if use_embeddings else None)
+    return Dataset(texts, labels, embed_concerns(texts) if use_embeddings else None)
 
 
-def _prototypes(path: str, labels: set[str], use_embeddings: bool):
-    """One example per label from the category system's level-2 and level-3 names."""
-    from bot.topics.embeddings import embed_texts
-    from bot.topics.evaluate import Dataset
+def _concepts(args: argparse.Namespace):
+    """The concept groups the classifier uses: the project's lexicon and/or a category system's names."""
+    from bot.topics.concepts import groups_from_category_system, load_concepts
 
-    tree = json.loads(Path(path).read_text(encoding="utf-8"))
-    texts, out_labels = [], []
-    for level1, children in tree.items():
-        if level1 not in labels:
-            continue
-        names = [level1]
-        for level2, level3 in children.items():
-            names.append(level2)
-            names.extend(x for x in level3 if x != "其他")
-        texts.append("，".join(dict.fromkeys(n for n in names if n != "其他")))
-        out_labels.append(level1)
-    return Dataset(texts, out_labels, embed_texts(texts) if use_embeddings and texts else None)
+    groups = [] if args.no_concepts else load_concepts()
+    if args.gov_taxonomy:
+        groups += groups_from_category_system(args.gov_taxonomy)
+    return groups
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from bot.topics.classifier import ClassifierConfig
     from bot.topics.data import message_text, read_jsonl
-    from bot.topics.embeddings import embed_texts
+    from bot.topics.embeddings import embed_concerns
     from bot.topics.evaluate import Unlabeled, cross_validate, save_confusion_png, train_test
 
     if not args.test and args.cv < 2:
@@ -100,7 +98,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     train = _dataset(args.train, args.map_labels, use_emb)
     if train.vectors is None:
         use_emb = False
-    extra = _prototypes(args.gov_taxonomy, set(train.labels), use_emb) if args.gov_taxonomy else None
+    concepts = _concepts(args)
+    config = ClassifierConfig(self_train=args.self_train)
+    extra = None
     unlabeled = None
     weak = 0
     if args.unlabeled:
@@ -119,21 +119,23 @@ def cmd_eval(args: argparse.Namespace) -> int:
             rows = [r for r in rows if message_text(r["text"], r.get("title")) not in weak_texts]
         texts = [message_text(r["text"], r.get("title")) for r in rows]
         # By default lexical only: encoding thousands of long texts costs many minutes on 2 cores.
-        unlabeled = Unlabeled(texts, embed_texts(texts) if use_emb and args.unlabeled_embeddings else None)
+        unlabeled = Unlabeled(texts, embed_concerns(texts) if use_emb and args.unlabeled_embeddings else None)
     if not use_emb:
         train.vectors = None
     if args.test:
         test = _dataset(args.test, args.map_labels, use_emb)
         if not use_emb:
             test.vectors = None
-        result = train_test(train, test, extra=extra, unlabeled=unlabeled)
+        result = train_test(train, test, extra=extra, unlabeled=unlabeled, config=config, concepts=concepts)
         result["mode"] = "train_test"
     else:
-        result = cross_validate(train, folds=args.cv, extra=extra, unlabeled=unlabeled)
+        result = cross_validate(train, folds=args.cv, extra=extra, unlabeled=unlabeled, config=config,
+                                seed=args.seed, concepts=concepts)
         result["mode"] = f"cv{args.cv}"
     png = Path(args.png) if args.png else var_dir() / "eval" / "topics_confusion.png"
     font = save_confusion_png(result, png)
-    result.update({"embeddings": use_emb, "self_training": bool(unlabeled), "prototypes": bool(args.gov_taxonomy), "weak_labels": weak,
+    result.update({"embeddings": use_emb, "self_training": bool(unlabeled) and args.self_train, "concept_groups": len(concepts),
+                   "category_system": bool(args.gov_taxonomy), "weak_labels": weak,
                    "confusion_png": str(png), "cjk_font": font, "seconds": round(time.time() - started, 1)})
     print(f"accuracy {result['accuracy']:.4f}  macro-F1 {result['macro_f1']:.4f}")
     for label, f1 in result["per_class_f1"].items():

@@ -31,7 +31,7 @@ def load_examples(taxonomy: Taxonomy, directory: Path = EXAMPLES_DIR) -> list[Ex
     """Examples from `<dir>/*.yml` files shaped `{topic: id, examples: [...]}`, plus one prototype per topic."""
     out: list[Example] = []
     for path in sorted(directory.glob("*.yml")):
-        if path.name in ("taxonomy.yml", "departments.yml"):
+        if path.name in ("taxonomy.yml", "departments.yml", "concepts.yml"):
             continue
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         topic = str(data.get("topic", ""))

@@ -36,3 +36,29 @@ def embed_texts(texts: Sequence[str], cache: bool = True) -> np.ndarray | None:
         path.parent.mkdir(parents=True, exist_ok=True)
         np.save(path, vectors)
     return vectors
+
+
+def paired(vectors: np.ndarray, headline_vectors: np.ndarray | None = None) -> np.ndarray:
+    """Text and headline vectors side by side, the topic model's embedding input. Without headline
+    vectors (a one-sentence concern is its own headline) the text's vector stands in."""
+    vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
+    heads = vectors if headline_vectors is None else np.atleast_2d(np.asarray(headline_vectors, np.float32))
+    return np.hstack([vectors, heads])
+
+
+def embed_concerns(texts: Sequence[str], cache: bool = True) -> np.ndarray | None:
+    """Paired vectors for training and evaluation: each text's embedding and its headline's (encoded only
+    where the headline differs from the text)."""
+    from bot.topics.concepts import headline
+
+    vectors = embed_texts(texts, cache=cache)
+    if vectors is None:
+        return None
+    heads = [headline(t) for t in texts]
+    differ = [i for i, (t, h) in enumerate(zip(texts, heads, strict=True)) if h != t.strip()]
+    head_vectors = vectors.copy()
+    if differ:
+        encoded = embed_texts([heads[i] for i in differ], cache=cache)
+        if encoded is not None:
+            head_vectors[differ] = encoded
+    return paired(vectors, head_vectors)

@@ -12,6 +12,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 from sklearn.model_selection import StratifiedKFold
 
 from bot.topics.classifier import ClassifierConfig, TopicClassifier
+from bot.topics.concepts import ConceptGroup
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +46,13 @@ def metrics(y_true: Sequence[str], y_pred: Sequence[str], labels: list[str]) -> 
 
 
 def _fit(train: Dataset, extra: Dataset | None, unlabeled: Unlabeled | None,
-         config: ClassifierConfig) -> TopicClassifier:
+         config: ClassifierConfig, concepts: list[ConceptGroup] | None = None) -> TopicClassifier:
     texts, labels, vectors = list(train.texts), list(train.labels), train.vectors
     if extra is not None and extra.texts:
         texts += extra.texts
         labels += extra.labels
         vectors = None if vectors is None or extra.vectors is None else np.vstack([vectors, extra.vectors])
-    return TopicClassifier(config=config).fit(
+    return TopicClassifier(config=config, concepts=concepts).fit(
         texts, labels, vectors,
         unlabeled_texts=unlabeled.texts if unlabeled else (),
         unlabeled_vectors=unlabeled.vectors if unlabeled else None,
@@ -63,15 +64,16 @@ def _predict(model: TopicClassifier, data: Dataset) -> list[str]:
 
 
 def train_test(train: Dataset, test: Dataset, extra: Dataset | None = None,
-               unlabeled: Unlabeled | None = None, config: ClassifierConfig | None = None) -> dict:
-    model = _fit(train, extra, unlabeled, config or ClassifierConfig())
+               unlabeled: Unlabeled | None = None, config: ClassifierConfig | None = None,
+               concepts: list[ConceptGroup] | None = None) -> dict:
+    model = _fit(train, extra, unlabeled, config or ClassifierConfig(), concepts)
     labels = sorted(set(train.labels) | set(test.labels))
     return metrics(test.labels, _predict(model, test), labels)
 
 
 def cross_validate(data: Dataset, folds: int = 5, extra: Dataset | None = None,
                    unlabeled: Unlabeled | None = None, config: ClassifierConfig | None = None,
-                   seed: int = 0) -> dict:
+                   seed: int = 0, concepts: list[ConceptGroup] | None = None) -> dict:
     """Stratified k-fold: every text is predicted by a model that never saw it; the extra examples and
     unlabelled texts join every training fold only."""
     y = np.asarray(data.labels, dtype=object)
@@ -84,7 +86,7 @@ def cross_validate(data: Dataset, folds: int = 5, extra: Dataset | None = None,
             [data.texts[j] for j in idx], [data.labels[j] for j in idx],
             None if data.vectors is None else data.vectors[idx],
         )
-        model = _fit(sub(tr), extra, unlabeled, config or ClassifierConfig())
+        model = _fit(sub(tr), extra, unlabeled, config or ClassifierConfig(), concepts)
         predicted[te] = _predict(model, sub(te))
         fold_f1.append(round(float(f1_score(y[te], predicted[te], labels=labels, average="macro",
                                             zero_division=0)), 4))

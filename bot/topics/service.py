@@ -9,10 +9,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bot.config import settings, var_dir
+from bot.config import resolve_path, settings, var_dir
 from bot.topics.classifier import Ranked, TopicClassifier, training_hash
+from bot.topics.concepts import ConceptGroup, groups_from_category_system, load_concepts
 from bot.topics.data import Example, labelled_from_db, load_examples
-from bot.topics.embeddings import embed_texts
+from bot.topics.embeddings import embed_concerns
 from bot.topics.taxonomy import Taxonomy, default_taxonomy
 
 log = logging.getLogger(__name__)
@@ -41,20 +42,35 @@ def training_examples(session=None, taxonomy: Taxonomy | None = None) -> list[Ex
     return examples
 
 
+def concept_groups() -> list[ConceptGroup]:
+    """The project's concept lexicon plus the configured category system's groups, if any."""
+    groups = load_concepts()
+    path = (settings().get("topics") or {}).get("category_system")
+    if path:
+        resolved = resolve_path(str(path))
+        if resolved.exists():
+            groups += groups_from_category_system(resolved)
+        else:
+            log.warning("topics.category_system %s does not exist; using the concept lexicon alone", resolved)
+    return groups
+
+
 def train_classifier(session=None, use_embeddings: bool = True, force: bool = False) -> tuple[TopicClassifier, bool]:
     """Train (or load the cached model for the same data). Returns (model, loaded_from_cache)."""
     global _cached
     examples = training_examples(session)
     texts = [e.text for e in examples]
     labels = [e.label for e in examples]
-    vectors = embed_texts(texts) if use_embeddings else None
-    key = training_hash(texts, labels, extra=f"emb={vectors is not None}")
+    vectors = embed_concerns(texts) if use_embeddings else None
+    # The concept lexicon and the feature layout are part of the model: a change retrains it.
+    groups = concept_groups()
+    key = training_hash(texts, labels, extra=f"emb={vectors is not None};features=2;{groups!r}")
     path = var_dir() / "models" / "topics" / f"topics-{key}.pkl"
     if path.exists() and not force:
         model = TopicClassifier.load(path)
         _cached = model
         return model, True
-    model = TopicClassifier().fit(texts, labels, vectors)
+    model = TopicClassifier(concepts=groups).fit(texts, labels, vectors)
     model.data_hash = key
     model.save(path)
     (path.parent / "current").write_text(path.name, encoding="utf-8")
