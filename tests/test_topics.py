@@ -124,6 +124,7 @@ def test_eval_topics_command(var_dir: Path, tmp_path: Path, capsys, monkeypatch)
     assert result["mode"] == "train_test" and result["n"] == len(rows[1::2])
     assert 0.0 <= result["macro_f1"] <= 1.0 and "物业与住房" in result["per_class_f1"]
     assert png.exists() and png.stat().st_size > 1000
+    assert result["cjk_font"], "no CJK font: make install ships one (mplfonts) so the labels are not boxes"
 
     unlabeled = tmp_path / "unlabeled.jsonl"
     _write_jsonl(unlabeled, [{"id": "u1", "text": "楼下烧烤油烟太大"}, {"id": "u2", "text": "孩子上学太远"}])

@@ -98,16 +98,23 @@ def cross_validate(data: Dataset, folds: int = 5, extra: Dataset | None = None,
 
 
 def find_cjk_font() -> str | None:
-    """A font file on this machine that can draw Chinese, or None."""
+    """A font file that can draw Chinese: a system font, else the Noto Sans CJK SC shipped in the
+    `mplfonts` package (installed by `make install`; found without importing it), else None."""
+    import importlib.util
+
     from matplotlib import font_manager
 
     for font in font_manager.fontManager.ttflist:
         if font.name in CJK_FONT_NAMES:
             return font.fname
-    for path in ("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
-                 "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"):
-        if Path(path).exists():
-            return path
+    candidates = [Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"),
+                  Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")]
+    spec = importlib.util.find_spec("mplfonts")
+    if spec is not None and spec.submodule_search_locations:
+        candidates += [Path(p) / "fonts" / "NotoSansCJKsc-Regular.otf" for p in spec.submodule_search_locations]
+    for path in candidates:
+        if path.exists():
+            return str(path)
     return None
 
 
