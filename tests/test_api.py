@@ -547,17 +547,22 @@ async def test_encoder_unavailable_still_stores(make_client: MakeClient, caplog:
     client = await make_client(encoder_factory=_broken_encoder)
     health = await (await client.get("/health")).json()
     assert health["encoder"] == "unavailable"
-    status, body = await submit(client, "桥下积水很深，车过不去")
-    assert status == 201 and body["duplicate"]["decision"] == "new"
-    assert _rows(Submission)[0].embedding is None
+    texts = ["桥下积水很深，车过不去", "公园的路灯坏了一排，晚上黑漆漆的", "菜市场门口天天堵车"]
+    for text in texts:
+        status, body = await submit(client, text)
+        assert status == 201 and body["duplicate"]["decision"] == "new"
+    assert all(row.embedding is None for row in _rows(Submission))
     assert "without a vector" in caplog.text
     await client.close()
-    # Next start with a working encoder: the stored concern gets its vector and enters the index.
+    # Next start with a working encoder: the stored concerns get their own vectors (encoded in one batch,
+    # each matched to its text) and enter the index.
     client = await make_client()
-    stored = _rows(Submission)[0]
-    assert stored.embedding is not None and stored.embedding_model == "fake-bigram"
+    stored = sorted(_rows(Submission), key=lambda row: row.id)
+    for row, text in zip(stored, texts, strict=True):
+        assert row.embedding is not None and row.embedding_model == "fake-bigram"
+        assert np.allclose(np.frombuffer(row.embedding, np.float32), FakeEncoder().encode([text])[0])
     if INDEX_INSTALLED:
-        assert len(client.server.app[ANALYSIS].store) == 1
+        assert len(client.server.app[ANALYSIS].store) == len(texts)
 
 
 async def test_restart_keeps_everything(make_client: MakeClient) -> None:

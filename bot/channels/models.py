@@ -7,6 +7,7 @@ the intake service has run `alembic upgrade heads`.
 
 from __future__ import annotations
 
+import weakref
 from functools import lru_cache
 
 from sqlalchemy import (
@@ -91,6 +92,13 @@ def default_engine() -> Engine:
     return get_engine()
 
 
+_ENSURED: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
 def ensure_tables(engine: Engine) -> None:
-    """Create this module's tables if missing (idempotent; Alembic does the same in 0003_channels)."""
+    """Create this module's tables if missing (idempotent; Alembic does the same in 0003_channels).
+    Checked once per engine: callers use it on every lookup, and the check costs a round trip per table."""
+    if engine in _ENSURED:
+        return
     Base.metadata.create_all(engine, tables=CHANNEL_TABLES, checkfirst=True)
+    _ENSURED.add(engine)

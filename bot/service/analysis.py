@@ -174,6 +174,17 @@ class Analysis:
             log.exception("encoding failed; the concern is stored without a vector")
             return None
 
+    def encode_many(self, texts: list[str]) -> np.ndarray | None:
+        """Vectors for several texts in one call, or None when the encoder is unavailable or fails."""
+        if self.encoder is None or not texts:
+            return None
+        try:
+            with self._encode_lock:
+                return np.asarray(self.encoder.encode(list(texts)), dtype=np.float32)
+        except Exception:
+            log.exception("encoding %d stored concerns failed; they are retried later", len(texts))
+            return None
+
     def classify(self, text: str, vector: np.ndarray | None) -> tuple[str, float] | None:
         if self.classifier is None or vector is None:
             return None
