@@ -147,7 +147,9 @@ class TopicClassifier:
         folds = int(min(3, counts.min()))
         svm = LinearSVC(C=self.config.lexical_c, class_weight=self.config.class_weight)
         if folds >= 2:
-            self._lexical = CalibratedClassifierCV(svm, cv=folds, method="sigmoid").fit(x_lex, y)
+            # ensemble=False: one SVM on all the examples, calibrated on cross-validated scores; with a few
+            # hundred examples, averaging three SVMs that each saw two thirds of them cost 0.005 macro-F1.
+            self._lexical = CalibratedClassifierCV(svm, cv=folds, method="sigmoid", ensemble=False).fit(x_lex, y)
         else:  # too few examples of some label to calibrate: prefit and calibrate on the training data
             self._lexical = CalibratedClassifierCV(svm.fit(x_lex, y), cv="prefit", method="sigmoid").fit(x_lex, y)
         self.classes_ = [str(c) for c in self._lexical.classes_]
