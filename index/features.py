@@ -6,14 +6,23 @@ estate or the same mixing plant. This module extracts the concrete anchors from 
 that `index.dedup` feeds to a calibrated logistic model.
 
 jieba's user dictionary is process-global: it is loaded once, from `nlu_data/jieba/` if present.
+
+Cost: reading one concern's anchors takes ~1-2 ms, almost all of it jieba. The anchors that need
+jieba (places, organisations, keywords) are what `index.profiles.ProfileStore` keeps per stored
+submission (`lexical_anchors` / `pack_lexical`), so a re-check only segments the new concern; the
+rest (districts, facilities, numbers, bigrams, repeat marker) is a few regular expressions and is
+recomputed from the text (`build_profile`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 import re
 import threading
+import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -123,6 +132,8 @@ def _places(text: str, boundaries: set[int]) -> set[str]:
 
 def extract_places(text: str) -> tuple[set[str], set[str]]:
     """(specific places such as 东澜湾社区 / 12号楼, districts such as A3区)."""
+    ensure_jieba()
+    text = unicodedata.normalize("NFKC", text)
     districts = {m.group(0).replace(" ", "") for m in DISTRICT_RE.finditer(text)}
     masked = DISTRICT_RE.sub(lambda m: "，" * len(m.group(0)), text)
     return _places(masked, {start for _, start, _ in jieba.tokenize(masked)}), districts
@@ -160,26 +171,71 @@ def _keywords(tokens: list[str], top: int = 15) -> dict[str, float]:
     return dict(sorted(scores.items(), key=lambda kv: -kv[1])[:top])
 
 
-@lru_cache(maxsize=50000)
-def profile(text: str, place: str | None = None) -> Profile:
-    """Extract anchors from a concern (and the place the resident gave, if any). Cached: texts repeat."""
+def anchor_text(text: str | None, place: str | None = None) -> str:
+    """What anchors are read from: the resident's place and the head of the text, NFKC-normalised, so
+    full-width digits and letters (１２号楼, Ａ５区) read like half-width ones (12号楼, A5区)."""
+    return unicodedata.normalize("NFKC", f"{place or ''} {(text or '')[:MAX_CHARS]}").strip()
+
+
+Lexical = tuple[set[str], set[str], dict[str, float]]  # places, organisations, keywords
+
+
+def lexical_anchors(full: str) -> Lexical:
+    """The anchors that need jieba (the expensive part), read from `anchor_text(...)`."""
     ensure_jieba()
-    full = f"{place or ''} {(text or '')[:MAX_CHARS]}".strip()
-    districts = {m.group(0).replace(" ", "") for m in DISTRICT_RE.finditer(full)}
     masked = DISTRICT_RE.sub(lambda m: "，" * len(m.group(0)), full)
     spans = list(jieba.tokenize(masked))
     tokens = [tok for tok, _, _ in spans]
+    return _places(masked, {start for _, start, _ in spans}), _named(tokens, ORG_SUFFIX_RE), _keywords(tokens)
+
+
+def build_profile(full: str, lexical: Lexical) -> Profile:
+    """A Profile from `anchor_text(...)` and its jieba anchors; the rest is cheap regular expressions."""
+    places, orgs, keywords = lexical
     compact = re.sub(r"[^\u4e00-\u9fa5A-Za-z0-9]", "", full)
     return Profile(
-        places=_places(masked, {start for _, start, _ in spans}),
-        districts=districts,
+        places=places,
+        districts={m.group(0).replace(" ", "") for m in DISTRICT_RE.finditer(full)},
         facilities={f for f in FACILITIES if f in full},
-        orgs=_named(tokens, ORG_SUFFIX_RE),
+        orgs=orgs,
         numbers={n for n in NUMBER_RE.findall(DISTRICT_RE.sub(" ", full)) if not YEAR_RE.fullmatch(n)},
-        keywords=_keywords(tokens),
+        keywords=keywords,
         bigrams=frozenset(compact[i: i + 2] for i in range(len(compact) - 1)),
         repeat=bool(REPEAT_RE.search(full)),
     )
+
+
+def pack_lexical(lexical: Lexical) -> bytes:
+    """Compact bytes for `ProfileStore` (~300 bytes; a Profile object is ~28 KB, mostly bigrams).
+    JSON keeps the keyword order and round-trips the float scores exactly."""
+    places, orgs, keywords = lexical
+    return json.dumps([sorted(places), sorted(orgs), list(keywords.items())], ensure_ascii=False,
+                      separators=(",", ":")).encode("utf-8")
+
+
+def unpack_lexical(blob: bytes) -> Lexical:
+    places, orgs, keywords = json.loads(blob)
+    return set(places), set(orgs), {str(w): float(v) for w, v in keywords}
+
+
+def anchors_fingerprint() -> str:
+    """Changes whenever extraction may change (this module's code or the jieba user dictionary):
+    persisted anchors carry it and are recomputed when it differs."""
+    digest = hashlib.sha256(Path(__file__).read_bytes())
+    if USER_DICT_DIR.is_dir():
+        for path in sorted(USER_DICT_DIR.glob("*.txt")):
+            digest.update(path.name.encode("utf-8") + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+# Small: the service reads stored concerns' anchors from `ProfileStore`; this cache serves
+# calibration and evaluation, which look at the same texts many times. (It held 50000 entries
+# before, up to ~1.4 GB at ~28 KB per Profile.)
+@lru_cache(maxsize=4096)
+def profile(text: str, place: str | None = None) -> Profile:
+    """Extract anchors from a concern (and the place the resident gave, if any). Cached: texts repeat."""
+    full = anchor_text(text, place)
+    return build_profile(full, lexical_anchors(full))
 
 
 def _jaccard(a: set[str] | frozenset[str], b: set[str] | frozenset[str]) -> float:
@@ -188,8 +244,22 @@ def _jaccard(a: set[str] | frozenset[str], b: set[str] | frozenset[str]) -> floa
     return len(a & b) / len(a | b)
 
 
+# Residents name the same estate after the housing estate (小区) or after its residents' committee
+# (社区): 东澜湾小区 and 东澜湾社区 are one place, not a place conflict.
+SAME_PLACE_SUFFIXES = {"社区": "小区"}
+
+
+def _canonical_place(name: str) -> str:
+    for suffix, canonical in SAME_PLACE_SUFFIXES.items():
+        if name.endswith(suffix) and len(name) > len(suffix) + 1:
+            return name[: -len(suffix)] + canonical
+    return name
+
+
 def same_place(x: str, y: str) -> bool:
-    """One name contains the other (东澜湾 / 东澜湾社区), or a one-character typo (岳磁社区 / 岳词社区)."""
+    """One name contains the other (东澜湾 / 东澜湾社区), the same estate as 小区 or 社区, or a
+    one-character typo (岳磁社区 / 岳词社区)."""
+    x, y = _canonical_place(x), _canonical_place(y)
     if x in y or y in x:
         return True
     return len(x) == len(y) >= 4 and x[-2:] == y[-2:] and sum(a != b for a, b in zip(x, y, strict=True)) == 1

@@ -186,3 +186,19 @@ def test_weak_labels_from_official_replies() -> None:
     got = weak_labels(rows, labels)
     assert [(e.text, e.label) for e in got] == [("孩子上学太远", "教育文体"), ("线路问题。公交太少", "交通运输")]
     assert set(departments_for({"education", "transport"})) == {"education", "transport"}
+
+
+def test_long_encodes_keep_input_order() -> None:
+    """Large evaluation sets are encoded in length-sorted chunks (with a progress bar); rows must still
+    line up with their texts."""
+    from bot.topics.embeddings import _encode_with_progress
+
+    class LengthEncoder:
+        dim = 2
+
+        def encode(self, texts: list[str]) -> np.ndarray:
+            return np.array([[len(t), 1.0] for t in texts], dtype=np.float32)
+
+    texts = ["很" * n for n in [5, 1, 300, 2, 40] * 60]
+    vectors = _encode_with_progress(LengthEncoder(), texts, chunk=16)
+    assert vectors[:, 0].tolist() == [float(len(t)) for t in texts]

@@ -31,11 +31,28 @@ def embed_texts(texts: Sequence[str], cache: bool = True) -> np.ndarray | None:
     path = var_dir() / "cache" / "embeddings" / f"{digest.hexdigest()[:20]}.npy"
     if cache and path.exists():
         return np.load(path)
-    vectors = np.asarray(encoder.encode(list(texts)), dtype=np.float32)
+    vectors = _encode_with_progress(encoder, list(texts))
     if cache:
         path.parent.mkdir(parents=True, exist_ok=True)
         np.save(path, vectors)
     return vectors
+
+
+def _encode_with_progress(encoder, texts: list[str], chunk: int = 128) -> np.ndarray:
+    """Encode in length-sorted chunks with a progress bar: thousands of long messages take many minutes
+    on two cores, and a silent command looks hung."""
+    if len(texts) <= chunk:
+        return np.asarray(encoder.encode(texts), dtype=np.float32)
+    from tqdm import tqdm
+
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out = np.zeros((len(texts), int(encoder.dim)), dtype=np.float32)
+    with tqdm(total=len(texts), desc="encoding", unit="text") as bar:
+        for start in range(0, len(order), chunk):
+            part = order[start:start + chunk]
+            out[part] = np.asarray(encoder.encode([texts[i] for i in part]), dtype=np.float32)
+            bar.update(len(part))
+    return out
 
 
 def paired(vectors: np.ndarray, headline_vectors: np.ndarray | None = None) -> np.ndarray:
