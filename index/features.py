@@ -7,11 +7,10 @@ that `index.dedup` feeds to a calibrated logistic model.
 
 jieba's user dictionary is process-global: it is loaded once, from `nlu_data/jieba/` if present.
 
-Cost: reading one concern's anchors takes ~1-2 ms, almost all of it jieba. The anchors that need
-jieba (places, organisations, keywords) are what `index.profiles.ProfileStore` keeps per stored
-submission (`lexical_anchors` / `pack_lexical`), so a re-check only segments the new concern; the
-rest (districts, facilities, numbers, bigrams, repeat marker) is a few regular expressions and is
-recomputed from the text (`build_profile`).
+Cost: reading one concern's anchors takes ~1-2 ms, almost all of it jieba. `index.profiles.ProfileStore`
+keeps them per stored submission (`pack_anchors`, without the bigram set, which is most of a
+Profile's memory and is recomputed from the text in ~0.07 ms), so a re-check segments only the new
+concern.
 """
 
 from __future__ import annotations
@@ -20,9 +19,9 @@ import hashlib
 import json
 import logging
 import math
+import operator
 import re
 import threading
-import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -133,7 +132,7 @@ def _places(text: str, boundaries: set[int]) -> set[str]:
 def extract_places(text: str) -> tuple[set[str], set[str]]:
     """(specific places such as 东澜湾社区 / 12号楼, districts such as A3区)."""
     ensure_jieba()
-    text = unicodedata.normalize("NFKC", text)
+    text = half_width(text)
     districts = {m.group(0).replace(" ", "") for m in DISTRICT_RE.finditer(text)}
     masked = DISTRICT_RE.sub(lambda m: "，" * len(m.group(0)), text)
     return _places(masked, {start for _, start, _ in jieba.tokenize(masked)}), districts
@@ -171,51 +170,63 @@ def _keywords(tokens: list[str], top: int = 15) -> dict[str, float]:
     return dict(sorted(scores.items(), key=lambda kv: -kv[1])[:top])
 
 
+# Full-width digits and Latin letters (１２号楼, Ａ５区) read like half-width ones (12号楼, A5区):
+# otherwise the same building number is a number mismatch and a place conflict. Only these are
+# mapped (NFKC of every text costs ~40 µs per candidate and changes nothing else the anchors read).
+FULLWIDTH_ALNUM_RE = re.compile("[０-９Ａ-Ｚａ-ｚ]")
+FULLWIDTH_TO_ASCII = {c: c - 0xFEE0 for r in ((0xFF10, 0xFF19), (0xFF21, 0xFF3A), (0xFF41, 0xFF5A))
+                      for c in range(r[0], r[1] + 1)}
+
+
+def half_width(text: str) -> str:
+    return text.translate(FULLWIDTH_TO_ASCII) if FULLWIDTH_ALNUM_RE.search(text) else text
+
+
 def anchor_text(text: str | None, place: str | None = None) -> str:
-    """What anchors are read from: the resident's place and the head of the text, NFKC-normalised, so
-    full-width digits and letters (１２号楼, Ａ５区) read like half-width ones (12号楼, A5区)."""
-    return unicodedata.normalize("NFKC", f"{place or ''} {(text or '')[:MAX_CHARS]}").strip()
+    """What anchors are read from: the resident's place and the head of the text, with full-width
+    digits and letters made half-width."""
+    return half_width(f"{place or ''} {(text or '')[:MAX_CHARS]}".strip())
 
 
-Lexical = tuple[set[str], set[str], dict[str, float]]  # places, organisations, keywords
+def bigrams_of(full: str) -> frozenset[str]:
+    """Character bigrams of the Chinese characters, letters and digits of `anchor_text(...)`."""
+    compact = re.sub(r"[^\u4e00-\u9fa5A-Za-z0-9]", "", full)
+    return frozenset(map(operator.add, compact, compact[1:]))
 
 
-def lexical_anchors(full: str) -> Lexical:
-    """The anchors that need jieba (the expensive part), read from `anchor_text(...)`."""
+def anchors_of(full: str) -> Profile:
+    """All anchors of `anchor_text(...)`; jieba's segmentation is most of the cost (~1-2 ms)."""
     ensure_jieba()
     masked = DISTRICT_RE.sub(lambda m: "，" * len(m.group(0)), full)
     spans = list(jieba.tokenize(masked))
     tokens = [tok for tok, _, _ in spans]
-    return _places(masked, {start for _, start, _ in spans}), _named(tokens, ORG_SUFFIX_RE), _keywords(tokens)
-
-
-def build_profile(full: str, lexical: Lexical) -> Profile:
-    """A Profile from `anchor_text(...)` and its jieba anchors; the rest is cheap regular expressions."""
-    places, orgs, keywords = lexical
-    compact = re.sub(r"[^\u4e00-\u9fa5A-Za-z0-9]", "", full)
     return Profile(
-        places=places,
+        places=_places(masked, {start for _, start, _ in spans}),
         districts={m.group(0).replace(" ", "") for m in DISTRICT_RE.finditer(full)},
         facilities={f for f in FACILITIES if f in full},
-        orgs=orgs,
+        orgs=_named(tokens, ORG_SUFFIX_RE),
         numbers={n for n in NUMBER_RE.findall(DISTRICT_RE.sub(" ", full)) if not YEAR_RE.fullmatch(n)},
-        keywords=keywords,
-        bigrams=frozenset(compact[i: i + 2] for i in range(len(compact) - 1)),
+        keywords=_keywords(tokens),
+        bigrams=bigrams_of(full),
         repeat=bool(REPEAT_RE.search(full)),
     )
 
 
-def pack_lexical(lexical: Lexical) -> bytes:
-    """Compact bytes for `ProfileStore` (~300 bytes; a Profile object is ~28 KB, mostly bigrams).
-    JSON keeps the keyword order and round-trips the float scores exactly."""
-    places, orgs, keywords = lexical
-    return json.dumps([sorted(places), sorted(orgs), list(keywords.items())], ensure_ascii=False,
-                      separators=(",", ":")).encode("utf-8")
+def pack_anchors(p: Profile) -> bytes:
+    """Compact bytes for `ProfileStore`: every anchor but the bigrams (~560 bytes, where a Profile
+    object takes ~28 KB, mostly its bigram set). JSON keeps the keyword order and round-trips the
+    float scores exactly."""
+    return json.dumps([sorted(p.places), sorted(p.districts), sorted(p.facilities), sorted(p.orgs),
+                       sorted(p.numbers), list(p.keywords.items()), p.repeat],
+                      ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def unpack_lexical(blob: bytes) -> Lexical:
-    places, orgs, keywords = json.loads(blob)
-    return set(places), set(orgs), {str(w): float(v) for w, v in keywords}
+def unpack_anchors(blob: bytes, full: str) -> Profile:
+    """The Profile of `full` from `pack_anchors(...)`; the bigrams are recomputed (~0.07 ms)."""
+    places, districts, facilities, orgs, numbers, keywords, repeat = json.loads(blob)
+    return Profile(places=set(places), districts=set(districts), facilities=set(facilities), orgs=set(orgs),
+                   numbers=set(numbers), keywords={str(w): float(v) for w, v in keywords},
+                   bigrams=bigrams_of(full), repeat=bool(repeat))
 
 
 def anchors_fingerprint() -> str:
@@ -234,14 +245,14 @@ def anchors_fingerprint() -> str:
 @lru_cache(maxsize=4096)
 def profile(text: str, place: str | None = None) -> Profile:
     """Extract anchors from a concern (and the place the resident gave, if any). Cached: texts repeat."""
-    full = anchor_text(text, place)
-    return build_profile(full, lexical_anchors(full))
+    return anchors_of(anchor_text(text, place))
 
 
 def _jaccard(a: set[str] | frozenset[str], b: set[str] | frozenset[str]) -> float:
     if not a or not b:
         return 0.0
-    return len(a & b) / len(a | b)
+    shared = len(a & b)  # |a | b| from the sizes: building the union costs as much as the intersection
+    return shared / (len(a) + len(b) - shared)
 
 
 # Residents name the same estate after the housing estate (小区) or after its residents' committee

@@ -5,6 +5,11 @@ the index are added (e.g. after a crash between the DB commit and the index add)
 in the DB are dropped, and anything inconsistent (unreadable file, other dimension, a stored
 vector that differs from the DB) triggers a full rebuild. The index is saved every `save_every`
 adds and on `close()`; losing unsaved adds costs nothing but a catch-up at the next start.
+
+Beside the vectors the store keeps the re-check anchors of every indexed submission
+(`self.profiles`, `index.profiles.ProfileStore`, file `profiles.npz`): loaded at start, dropped with
+stale ids, filled from the database for ids that lack them (catch-up, rebuild), so a decision never
+segments a stored concern again. The detector picks it up from `IndexStore.profiles`.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from bot.storage.models import Case, Submission
 from index.dedup import PastConcern
+from index.profiles import ProfileStore
 from index.vector_index import Hit, VectorIndex
 
 log = logging.getLogger(__name__)
@@ -66,6 +72,7 @@ class IndexStore:
         self._lock = threading.RLock()
         self._unsaved = 0
         self.index = self._load()
+        self.profiles = ProfileStore.load(self.path)
         if catch_up:
             self.catch_up()
 
@@ -139,10 +146,33 @@ class IndexStore:
             with self.session_factory() as session:
                 for start in range(0, len(missing), CHUNK):
                     added += self._add_rows(list(self._rows(session, missing[start: start + CHUNK])))
-            if added or removed:
-                log.info("index caught up: %d added, %d dropped", added, removed)
+            profiled = self.fill_profiles()
+            if added or removed or profiled:
+                log.info("index caught up: %d added, %d dropped, %d re-check anchors extracted",
+                         added, removed, profiled)
                 self.save()
-            return {"added": added, "removed": removed, "size": len(self.index)}
+            return {"added": added, "removed": removed, "profiled": profiled, "size": len(self.index)}
+
+    def fill_profiles(self, progress: bool = False) -> int:
+        """Re-check anchors for every indexed submission that lacks them; forget the others.
+        About 1-2 ms per concern (jieba), so only a first start or an import takes long."""
+        from tqdm import tqdm
+
+        with self._lock:
+            live = {int(i) for i in self.index.ids().tolist()}
+            self.profiles.keep_only(live)
+            todo = sorted(live - self.profiles.ids())
+            if not todo:
+                return 0
+            if len(todo) >= 1000:
+                log.info("extracting re-check anchors of %d stored concerns (~1 ms each, once)", len(todo))
+            computed = 0
+            with tqdm(total=len(todo), disable=not progress, desc="re-check anchors", unit="msg") as bar:
+                for start in range(0, len(todo), CHUNK):
+                    rows = fetch_past_concerns(self.session_factory, todo[start: start + CHUNK])
+                    computed += self.profiles.fill(((p.submission_id, p.text, p.place) for p in rows),
+                                                   progress=bar.update)
+            return computed
 
     def rebuild(self, progress: bool = True) -> int:
         """Build a fresh index from every stored vector, then swap it in and save."""
@@ -166,6 +196,7 @@ class IndexStore:
             except BaseException:
                 self.index = previous
                 raise
+            self.fill_profiles(progress=progress)
             self.save()
             return len(self.index)
 
@@ -182,6 +213,7 @@ class IndexStore:
 
     def remove(self, submission_ids: list[int]) -> int:
         with self._lock:
+            self.profiles.drop(submission_ids)
             return self.index.remove(submission_ids)
 
     def search(self, vector: np.ndarray, k: int = 10, *, jurisdiction: str | None = None,
@@ -196,11 +228,16 @@ class IndexStore:
     def save(self) -> None:
         with self._lock:
             self.index.save(self.path)
+            if self.profiles.dirty:
+                self.profiles.save(self.path)
             self._unsaved = 0
 
     def close(self) -> None:
         if self._unsaved:
             self.save()
+        elif self.profiles.dirty:  # anchors learnt from decisions; the vectors file is current
+            with self._lock:
+                self.profiles.save(self.path)
 
     def __len__(self) -> int:
         return len(self.index)

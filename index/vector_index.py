@@ -236,6 +236,10 @@ class VectorIndex:
             return []
         query = np.ascontiguousarray(np.asarray(vector, np.float32).reshape(1, -1))
         mask = self._mask(jurisdiction, since, until)
+        if mask is not None and mask.all():
+            # The usual case (a 730-day window over a younger index): an all-pass filter only slows
+            # HNSW down (about 1.0 vs 0.45 ms at 100k), and the results are the same.
+            mask = None
         if mask is None:
             scores, labels = self._index.search(query, min(k, self._index.ntotal))
             return self._hits(scores[0], labels[0])

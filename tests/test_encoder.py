@@ -219,8 +219,8 @@ def test_dim_detected_from_any_folder(tmp_path: Path, model_dir: Path) -> None:
 
     enc = Encoder(folder, max_seq_length=512)
     assert enc.dim == 48
-    assert enc.name == "tiny"
     assert enc.max_seq_length == 128  # capped by the model's position table
+    assert enc.name == "tiny@128"  # a token limit other than 256 is part of the name
     vecs = enc.encode(["路灯坏了", "物业费涨价"])
     assert vecs.shape == (2, 48)
     np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
@@ -282,6 +282,12 @@ def test_int8_option_stays_close_to_fp32(model_dir: Path, encoder: Encoder) -> N
     assert int8.quantized and int8.name.endswith("+int8")
     assert int8.dim == encoder.dim
     cos = np.sum(int8.encode(CONCERNS) * encoder.encode(CONCERNS), axis=1)
+    assert cos.mean() >= 0.99, cos
+    assert cos.min() >= 0.98, cos
+    # The service's setting: 128 tokens, int8 -- against fp32 at the same limit.
+    short, short_int8 = Encoder(model_dir, max_seq_length=128), Encoder(model_dir, max_seq_length=128, quantize=True)
+    assert short_int8.name == "multilingual-e5-small@128+int8" and short.name == "multilingual-e5-small@128"
+    cos = np.sum(short_int8.encode(CONCERNS) * short.encode(CONCERNS), axis=1)
     assert cos.mean() >= 0.99, cos
 
 

@@ -167,3 +167,32 @@ def test_import_is_idempotent_and_indexes(var_dir: Path, monkeypatch: pytest.Mon
     finally:
         dispose_engines()
         settings.cache_clear()
+
+
+def test_recheck_anchors_are_filled_persisted_and_follow_the_db(db, var_dir: Path) -> None:
+    """Re-check anchors of stored concerns are extracted at catch-up, saved beside the index,
+    loaded at restart without re-extraction, and dropped with their submissions."""
+    from index.features import profile
+
+    ids = add_submissions(db, 4)
+    store = IndexStore(db, DIM, var_dir / "index")
+    assert store.profiles.ids() == set(ids)
+    assert store.profiles.computed == len(TEXTS)
+    for sid, text in zip(ids, TEXTS, strict=True):
+        assert store.profiles.profile_of(sid, text) == profile(text)
+    store.close()
+
+    restarted = IndexStore(db, DIM, var_dir / "index")
+    assert restarted.profiles.ids() == set(ids) and restarted.profiles.computed == 0
+    detector = DuplicateDetector(restarted, restarted.fetch, {"min_cosine": -1.0})
+    assert detector.profiles is restarted.profiles
+    decision = detector.decide("东澜湾社区的搅拌站又在夜里施工", fake_vector(1))
+    assert decision.candidates
+    assert restarted.profiles.computed == 1  # only the new concern was segmented
+
+    with db() as session:
+        session.delete(session.get(Submission, ids[0]))
+    again = IndexStore(db, DIM, var_dir / "index")
+    assert again.profiles.ids() == set(ids[1:])
+    assert again.rebuild(progress=False) == 3
+    assert again.profiles.ids() == set(ids[1:]) and again.profiles.computed == 0

@@ -63,6 +63,11 @@ def test_jurisdiction_and_time_filters(data: np.ndarray) -> None:
     window = index.search(q, 50, since=start + timedelta(days=100), until=start + timedelta(days=119))
     assert sorted(h.submission_id for h in window) == list(range(100, 120))
     assert index.search(q, 5, jurisdiction="nowhere") == []
+    # A window that lets everything through (the usual 730 days) is searched without a filter: same hits.
+    everything = index.search(q, 10, since=start - timedelta(days=1), until=start + timedelta(days=n))
+    assert everything == index.search(q, 10)
+    index.remove([int(everything[0].submission_id)])  # a tombstone: the filter is needed again
+    assert everything[0] not in index.search(q, 10, since=start - timedelta(days=1))
 
 
 def test_remove_and_replace(data: np.ndarray) -> None:
