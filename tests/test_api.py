@@ -70,7 +70,9 @@ class FakeClassifier:
     """Traffic when the text mentions cars or roads, else a low-confidence guess."""
 
     def predict(self, texts: list[str], vectors: np.ndarray) -> list[list[tuple[str, float]]]:
-        assert vectors.shape == (len(texts), FakeEncoder.dim)  # the one embedding is reused
+        # The concern's own embedding is reused (not encoded again), beside its headline's.
+        assert vectors.shape == (len(texts), 2 * FakeEncoder.dim)
+        assert np.allclose(vectors[:, :FakeEncoder.dim], FakeEncoder().encode(texts))
         return [[("traffic", 0.83), ("urban_construction", 0.1)] if ("车" in t or "路" in t)
                 else [("other", 0.3)] for t in texts]
 
