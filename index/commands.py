@@ -48,6 +48,7 @@ def index_store(encoder_dim: int, catch_up: bool = True) -> Any:
 def cmd_import(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from bot.service.jurisdiction import jurisdiction_of, routing_directory
     from bot.storage import repository
     from bot.storage.db import session_scope, upgrade
     from bot.storage.models import Submission
@@ -62,6 +63,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     print(f"{len(rows)} messages, {len(rows) - len(todo)} already imported, {len(todo)} to import")
     if todo:
         encoder = _encoder()
+        directory = routing_directory()
         with tqdm(total=len(todo), desc="import", unit="msg") as bar:
             for start in range(0, len(todo), args.batch_size):
                 chunk = todo[start: start + args.batch_size]
@@ -80,6 +82,8 @@ def cmd_import(args: argparse.Namespace) -> int:
                             created_at=parse_time(row.get("time")),
                             embedding=vector,
                             embedding_model=encoder.name,
+                            # The district, as live cases record it (routing and reports read it).
+                            jurisdiction=jurisdiction_of(message_text(row), None, directory),
                         )
                 bar.update(len(chunk))
         # The DB is committed: the index catches up from it (a crash here loses nothing).

@@ -159,6 +159,8 @@ def test_import_is_idempotent_and_indexes(var_dir: Path, monkeypatch: pytest.Mon
             subs = session.query(Submission).order_by(Submission.id).all()
             assert [s.external_id for s in subs] == [f"import:{i}" for i in range(len(TEXTS))]
             assert {s.source for s in subs} == {"import"} and {s.label for s in subs} == {"城乡建设"}
+            # Districts are recorded as for live cases; a message naming none has none.
+            assert [s.case.jurisdiction for s in subs][:3] == ["A5区", None, "A3区"]
         index = VectorIndex.load(var_dir / "index")
         assert len(index) == len(TEXTS)
         assert main(["reindex"]) == 0
