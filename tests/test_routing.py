@@ -151,7 +151,7 @@ def test_on_case_filed_classifies_unlabelled_case(session, monkeypatch) -> None:
     from bot.topics import service
 
     service.reset_classifier()
-    monkeypatch.setattr(service, "embed_texts", lambda texts, cache=True: None)  # lexical model only
+    monkeypatch.setattr(service, "embed_concerns", lambda texts, cache=True: None)  # lexical model only
     try:
         sub = repository.create_submission(session, text="小区物业费年年涨，电梯坏了一个星期也不修，业主意见很大")
         session.commit()
