@@ -70,7 +70,7 @@ DATA ?= ../shared/data
 
 eval: models
 	$(PY) -m bot.cli eval topics --cv 5 --train $(DATA)/gov_messages_labeled.jsonl \
-		--unlabeled $(DATA)/gov_messages_replies.jsonl --gov-taxonomy $(DATA)/gov_taxonomy.json
+		--repeats 3 --gov-taxonomy $(DATA)/gov_taxonomy.json
 	$(PY) -m bot.cli eval clusters --split test
 	$(PY) -m bot.cli eval dedup --pairs $(DATA)/pairs_stsb_zh_test.jsonl --limit 600
 

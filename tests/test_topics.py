@@ -129,9 +129,11 @@ def test_eval_topics_command(var_dir: Path, tmp_path: Path, capsys, monkeypatch)
     unlabeled = tmp_path / "unlabeled.jsonl"
     _write_jsonl(unlabeled, [{"id": "u1", "text": "楼下烧烤油烟太大"}, {"id": "u2", "text": "孩子上学太远"}])
     assert cli(["eval", "topics", "--train", str(train), "--cv", "3", "--map-labels",
-                "--unlabeled", str(unlabeled), "--self-train", "--png", str(png)]) == 0
+                "--unlabeled", str(unlabeled), "--self-train", "--repeats", "2", "--png", str(png)]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["mode"] == "cv3" and result["self_training"] is True
+    assert [r["seed"] for r in result["repeats"]] == [0, 1]
+    assert result["macro_f1_mean"] == pytest.approx(sum(r["macro_f1"] for r in result["repeats"]) / 2, abs=1e-4)
     assert set(result["per_class_f1"]) <= set(taxonomy.topics)  # labels were mapped to topic ids
 
 
