@@ -26,10 +26,8 @@ fills what is missing from the database (catch-up, rebuild, `shangliang import`)
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 import os
-import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -38,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from index.features import Profile, anchor_text, anchors_fingerprint, anchors_of, pack_anchors, unpack_anchors
+from index.npzfile import save_npz_atomic
 
 log = logging.getLogger(__name__)
 
@@ -166,19 +165,8 @@ class ProfileStore:
         ids = np.fromiter((sid for sid, _ in items), np.int64, len(items))
         lengths = np.fromiter((len(blob) for _, blob in items), np.int64, len(items))
         blob = np.frombuffer(b"".join(b for _, b in items), np.uint8)
-        fd, tmp = tempfile.mkstemp(prefix=".profiles-", suffix=".npz", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                buf = io.BufferedWriter(fh)
-                np.savez(buf, ids=ids, lengths=lengths, blob=blob,
-                         fingerprint=np.array(anchors_fingerprint()))
-                buf.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return target
+        return save_npz_atomic(target, ids=ids, lengths=lengths, blob=blob,
+                               fingerprint=np.array(anchors_fingerprint()))
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str]) -> ProfileStore:

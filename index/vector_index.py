@@ -10,9 +10,7 @@ exact. Inner product on L2-normalised vectors is cosine similarity.
 
 from __future__ import annotations
 
-import io
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -20,6 +18,8 @@ from pathlib import Path
 
 import faiss
 import numpy as np
+
+from index.npzfile import save_npz_atomic
 
 NO_JURISDICTION = -1
 NO_TIME = np.iinfo(np.int64).min
@@ -289,27 +289,16 @@ class VectorIndex:
         target = directory / FILE_NAME
         blob = faiss.serialize_index(self._index) if self._index is not None else np.empty(0, np.uint8)
         jur_names = np.array(sorted(self._jur_codes, key=self._jur_codes.get), dtype=object)
-        fd, tmp = tempfile.mkstemp(prefix=".vectors-", suffix=".npz", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                buf = io.BufferedWriter(fh)
-                np.savez(
-                    buf,
-                    index=blob,
-                    ids=self._ids,
-                    jur=self._jur,
-                    time=self._time,
-                    alive=self._alive,
-                    jur_names=np.array([str(j) for j in jur_names], dtype=str),
-                    config=np.array([self.dim or 0, self.exact_below, self.hnsw_m, self.ef_search], np.int64),
-                )
-                buf.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return target
+        return save_npz_atomic(
+            target,
+            index=blob,
+            ids=self._ids,
+            jur=self._jur,
+            time=self._time,
+            alive=self._alive,
+            jur_names=np.array([str(j) for j in jur_names], dtype=str),
+            config=np.array([self.dim or 0, self.exact_below, self.hnsw_m, self.ef_search], np.int64),
+        )
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str], **overrides: int) -> VectorIndex:
