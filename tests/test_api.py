@@ -582,16 +582,24 @@ async def test_restart_keeps_everything(make_client: MakeClient) -> None:
         assert len(client.server.app[ANALYSIS].store) == 2
 
 
-async def test_routing_hook_called_for_new_cases(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[int] = []
+def _install_router(monkeypatch: pytest.MonkeyPatch, on_case_filed: Callable[[Any, int], None]) -> None:
+    """Stand in for bot.routing.dispatch with the given `on_case_filed`."""
+    fake = types.ModuleType("bot.routing.dispatch")
+    fake.on_case_filed = on_case_filed  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "bot.routing.dispatch", fake)
 
+
+def _recording_router(calls: list[int]) -> Callable[[Any, int], None]:
+    """A router that records each case it routes and marks it assigned."""
     def route(session: Any, case_id: int) -> None:
         calls.append(case_id)
         session.execute(sa.text("update cases set status = 'assigned' where id = :id"), {"id": case_id})
+    return route
 
-    fake = types.ModuleType("bot.routing.dispatch")
-    fake.on_case_filed = route  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "bot.routing.dispatch", fake)
+
+async def test_routing_hook_called_for_new_cases(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    _install_router(monkeypatch, _recording_router(calls))
     _, body = await submit(client, "村里的路灯全坏了")
     assert calls == [_rows(Submission)[0].case_id]
     assert body["status"] == "assigned"  # the answer reflects what routing stored
@@ -604,9 +612,7 @@ async def test_routing_failure_does_not_lose_the_case(client: TestClient, monkey
     def explode(session: Any, case_id: int) -> None:
         raise RuntimeError("directory missing")
 
-    fake = types.ModuleType("bot.routing.dispatch")
-    fake.on_case_filed = explode  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "bot.routing.dispatch", fake)
+    _install_router(monkeypatch, explode)
     status, body = await submit(client, "菜市场排水沟堵了")
     assert status == 201
     assert (await client.get(f"/api/v1/cases/{body['case_number']}")).status == 200
@@ -619,9 +625,7 @@ async def test_case_left_unrouted_is_routed_when_the_service_starts(make_client:
     def explode(session: Any, case_id: int) -> None:
         raise RuntimeError("process killed")
 
-    crashed = types.ModuleType("bot.routing.dispatch")
-    crashed.on_case_filed = explode  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "bot.routing.dispatch", crashed)
+    _install_router(monkeypatch, explode)
     client = await make_client()
     _, body = await submit(client, "菜市场排水沟堵了")
     await client.close()
@@ -630,14 +634,7 @@ async def test_case_left_unrouted_is_routed_when_the_service_starts(make_client:
                         {"t": utcnow() - timedelta(minutes=2), "n": body["case_number"]})
 
     calls: list[int] = []
-
-    def route(session: Any, case_id: int) -> None:
-        calls.append(case_id)
-        session.execute(sa.text("update cases set status = 'assigned' where id = :id"), {"id": case_id})
-
-    fixed = types.ModuleType("bot.routing.dispatch")
-    fixed.on_case_filed = route  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "bot.routing.dispatch", fixed)
+    _install_router(monkeypatch, _recording_router(calls))
     client = await make_client(run_sweep=True)
     for _ in range(100):
         case = await (await client.get(f"/api/v1/cases/{body['case_number']}")).json()
