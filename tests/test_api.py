@@ -88,14 +88,27 @@ def _broken_encoder() -> FakeEncoder:
 MakeClient = Callable[..., Awaitable[TestClient]]
 
 
+def _install_router(monkeypatch: pytest.MonkeyPatch, on_case_filed: Callable[[Any, int], None]) -> None:
+    """Stand in for bot.routing.dispatch with the given `on_case_filed`."""
+    fake = types.ModuleType("bot.routing.dispatch")
+    fake.on_case_filed = on_case_filed  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "bot.routing.dispatch", fake)
+
+
+def _recording_router(calls: list[int]) -> Callable[[Any, int], None]:
+    """A router that records each case it routes and marks it assigned."""
+    def route(session: Any, case_id: int) -> None:
+        calls.append(case_id)
+        session.execute(sa.text("update cases set status = 'assigned' where id = :id"), {"id": case_id})
+    return route
+
+
 @pytest.fixture()
 async def make_client(var_dir: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[MakeClient]:
     monkeypatch.setenv("SHANGLIANG_API_TOKEN", TOKEN)
     monkeypatch.delenv("DATABASE_URL", raising=False)  # a developer's own database is never touched
     # Routing is another part (tested on its own); here it is a no-op unless a test installs a fake.
-    no_routing = types.ModuleType("bot.routing.dispatch")
-    no_routing.on_case_filed = lambda session, case_id: None  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "bot.routing.dispatch", no_routing)
+    _install_router(monkeypatch, lambda session, case_id: None)
     settings.cache_clear()
     clients: list[TestClient] = []
 
@@ -580,21 +593,6 @@ async def test_restart_keeps_everything(make_client: MakeClient) -> None:
     assert nxt["case_number"] != created["case_number"]
     if INDEX_INSTALLED:  # the index was caught up from the database
         assert len(client.server.app[ANALYSIS].store) == 2
-
-
-def _install_router(monkeypatch: pytest.MonkeyPatch, on_case_filed: Callable[[Any, int], None]) -> None:
-    """Stand in for bot.routing.dispatch with the given `on_case_filed`."""
-    fake = types.ModuleType("bot.routing.dispatch")
-    fake.on_case_filed = on_case_filed  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "bot.routing.dispatch", fake)
-
-
-def _recording_router(calls: list[int]) -> Callable[[Any, int], None]:
-    """A router that records each case it routes and marks it assigned."""
-    def route(session: Any, case_id: int) -> None:
-        calls.append(case_id)
-        session.execute(sa.text("update cases set status = 'assigned' where id = :id"), {"id": case_id})
-    return route
 
 
 async def test_routing_hook_called_for_new_cases(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
