@@ -163,26 +163,21 @@ class Analysis:
     def encoder_name(self) -> str | None:
         return getattr(self.encoder, "name", None) if self.encoder is not None else None
 
-    def encode(self, text: str) -> np.ndarray | None:
-        """One L2-normalised vector, or None when the encoder is unavailable."""
-        if self.encoder is None:
-            return None
-        try:
-            with self._encode_lock:
-                return np.asarray(self.encoder.encode([text]), dtype=np.float32)[0]
-        except Exception:
-            log.exception("encoding failed; the concern is stored without a vector")
-            return None
+    def encode(self, text: str, on_failure: str = "the concern is stored without a vector") -> np.ndarray | None:
+        """One L2-normalised vector, or None when the encoder is unavailable or fails."""
+        vectors = self.encode_many([text], on_failure)
+        return None if vectors is None else vectors[0]
 
-    def encode_many(self, texts: list[str]) -> np.ndarray | None:
-        """Vectors for several texts in one call, or None when the encoder is unavailable or fails."""
+    def encode_many(self, texts: list[str], on_failure: str = "they are retried later") -> np.ndarray | None:
+        """Vectors for several texts in one call, or None when the encoder is unavailable or fails
+        (logged as "encoding failed; <on_failure>")."""
         if self.encoder is None or not texts:
             return None
         try:
             with self._encode_lock:
                 return np.asarray(self.encoder.encode(list(texts)), dtype=np.float32)
         except Exception:
-            log.exception("encoding %d stored concerns failed; they are retried later", len(texts))
+            log.exception("encoding %d text(s) failed; %s", len(texts), on_failure)
             return None
 
     def classify(self, text: str, vector: np.ndarray | None) -> tuple[str, float] | None:
@@ -205,7 +200,8 @@ class Analysis:
         from bot.topics.embeddings import paired
 
         head = headline(text)
-        head_vector = self.encode(head) if head != text.strip() else None
+        head_vector = (self.encode(head, "the concern's own vector stands in for its headline's")
+                       if head != text.strip() else None)
         return paired(vector, head_vector)
 
     def topic_name(self, topic_id: str) -> str:
