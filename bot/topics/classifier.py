@@ -102,7 +102,7 @@ class TopicClassifier:
                   cfg.headline_weight * self._head_char.transform(heads),
                   cfg.headline_weight * self._head_word.transform(heads)]
         if self._concepts is not None:
-            groups, votes = self._concepts.transform(texts)
+            groups, votes = self._concepts.transform(texts, heads)
             blocks += [csr_matrix(cfg.concept_weight * groups), csr_matrix(cfg.vote_weight * votes)]
         return hstack(blocks).tocsr()
 

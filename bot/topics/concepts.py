@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,24 +109,24 @@ class ConceptFeaturizer:
     def __len__(self) -> int:
         return len(self.groups)
 
-    def counts(self, texts: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
-        """log(1 + term count) per group, in the headline and in the whole text."""
-        heads, whole = [], []
-        for text in texts:
-            head = headline(text)
-            heads.append([len(p.findall(head)) for p in self._patterns])
+    def counts(self, texts: Sequence[str], heads: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """log(1 + term count) per group, in the headline (derived unless given) and in the whole text."""
+        heads = [headline(t) for t in texts] if heads is None else heads
+        head_counts, whole = [], []
+        for text, head in zip(texts, heads, strict=True):
+            head_counts.append([len(p.findall(head)) for p in self._patterns])
             whole.append([len(p.findall(text)) for p in self._patterns])
         shape = (-1, len(self.groups))
-        return (np.log1p(np.asarray(heads, dtype=np.float32).reshape(shape)),
+        return (np.log1p(np.asarray(head_counts, dtype=np.float32).reshape(shape)),
                 np.log1p(np.asarray(whole, dtype=np.float32).reshape(shape)))
 
-    def transform(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    def transform(self, texts: Sequence[str], heads: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(group features, label votes) for each text. Headline and whole-text counts are separate
         columns, so a matter named in the headline can weigh more than one mentioned in passing."""
-        heads, whole = self.counts(texts)
-        heads *= self.headline_boost
-        votes = (heads + whole) @ self._votes
-        return _l2(np.hstack([heads, whole])), _l2(votes)
+        head_counts, whole = self.counts(texts, heads)
+        head_counts *= self.headline_boost
+        votes = (head_counts + whole) @ self._votes
+        return _l2(np.hstack([head_counts, whole])), _l2(votes)
 
 
 def _l2(matrix: np.ndarray) -> np.ndarray:
