@@ -1,4 +1,4 @@
-"""CLI: `import`, `reindex`, `calibrate dedup`, `eval dedup`, `eval clusters`, `bench dedup`."""
+"""CLI: `import`, `reindex [--reencode]`, `calibrate dedup`, `eval dedup`, `eval clusters`, `bench dedup`."""
 
 from __future__ import annotations
 
@@ -109,10 +109,43 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     from bot.storage.db import upgrade
 
     upgrade()
+    if args.dry_run or args.reencode:
+        return _reencode(args)
     dim = _stored_dim() or _encoder().dim
     store = index_store(dim, catch_up=False)
     size = store.rebuild(progress=True)
     _print_metrics({"indexed": size, "kind": store.index.kind, "dim": dim})
+    return 0
+
+
+def _reencode(args: argparse.Namespace) -> int:
+    """`reindex --reencode` / `--dry-run`: the work is in index.reencode; this only wires and reports."""
+    from bot.storage.db import session_scope
+    from index.reencode import COMMAND, outdated_counts, reencode_outdated, vectors_by_model
+
+    encoder = _encoder()
+    if args.dry_run:
+        counts = vectors_by_model(session_scope)
+        _print_metrics({"dry_run": True, "encoder": encoder.name, "by_model": dict(sorted(counts.items())),
+                        "to_reencode": sum(outdated_counts(counts, encoder.name).values()),
+                        "current": counts.get(encoder.name, 0)})
+        return 0
+    try:
+        result = reencode_outdated(session_scope, encoder, batch_size=args.batch_size, progress=True)
+    except (Exception, KeyboardInterrupt) as exc:
+        # Finished batches are committed: say how much is left and how to go on.
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        try:
+            left: Any = sum(outdated_counts(vectors_by_model(session_scope), encoder.name).values())
+        except Exception:  # the database may be what failed
+            left = "some"
+        log.error("re-encoding stopped (%s: %s); %s concerns still to re-encode: run `%s` again to resume",
+                  type(exc).__name__, exc, left, COMMAND, exc_info=not interrupted)
+        return 130 if interrupted else 1
+    # Vectors changed in place, which the index catch-up does not detect: rebuild like plain reindex.
+    store = index_store(encoder.dim, catch_up=False)
+    size = store.rebuild(progress=True)
+    _print_metrics({**result.metrics(), "indexed": size, "kind": store.index.kind, "dim": encoder.dim})
     return 0
 
 
@@ -249,6 +282,12 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("reindex", help="rebuild the duplicate index from the vectors in the database")
+    p.add_argument("--reencode", action="store_true",
+                   help="first re-encode stored concerns whose vector is missing or from another encoder "
+                   "variant (resumable: finished batches are committed)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="only count stored vectors per encoder name and how many --reencode would redo")
+    p.add_argument("--batch-size", type=int, default=64, help="concerns per encoder call and commit")
     p.set_defaults(func=cmd_reindex)
 
     p = groups["calibrate"].add_parser("dedup", help="fit the same-issue model; writes index/calibration.json")

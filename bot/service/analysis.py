@@ -158,6 +158,27 @@ class Analysis:
         except Exception:
             log.exception("duplicate check warm-up failed")
 
+    def warn_outdated_vectors(self) -> str | None:
+        """At start-up: one warning line when stored vectors were made by another encoder variant (its
+        name changes with the token limit, int8 or the runtime), which duplicate search would compare
+        with new ones. Nothing is re-encoded here: on a large history that takes long and would hold the
+        CPU the residents' concerns need, so the line names the command that does it. Returns the line
+        logged, if any; never raises (a start-up hint must not stop intake)."""
+        name = self.encoder_name
+        if name is None:
+            return None
+        try:
+            reencode = _optional("index.reencode")
+            if reencode is None:
+                return None
+            message = reencode.outdated_warning(reencode.vectors_by_model(self.session_factory), name)
+        except Exception:
+            log.exception("counting stored vectors per encoder failed")
+            return None
+        if message:
+            log.warning("%s", message)
+        return message
+
     # ---- per concern ---------------------------------------------------------------------------
     @property
     def encoder_name(self) -> str | None:

@@ -110,6 +110,8 @@ async def _load_models(app: web.Application) -> None:
         await loop.run_in_executor(None, app[PIPELINE].backfill_vectors)
     except Exception:
         log.exception("encoding stored concerns failed; will retry at next start")
+    # After the backfill, so rows it just encoded are not counted as another encoder's.
+    await loop.run_in_executor(None, analysis.warn_outdated_vectors)
 
 
 async def _cleanup(app: web.Application) -> None:

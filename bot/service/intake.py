@@ -292,6 +292,8 @@ class IntakePipeline:
         """Encode concerns stored while the encoder was unavailable, then index them."""
         if self.analysis.encoder is None:
             return 0
+        from index.reencode import concern_text
+
         done = 0
         while True:
             with self._session() as session:
@@ -301,7 +303,8 @@ class IntakePipeline:
                 added = []
                 # One encoder call per batch: length-sorted batches are several times faster than
                 # one text at a time when an outage left many concerns behind.
-                vectors = self.analysis.encode_many([s.text for s in pending])
+                # The text import and re-encode embed (title, then text), so all three agree.
+                vectors = self.analysis.encode_many([concern_text(s.text, s.title) for s in pending])
                 if vectors is None:
                     return done
                 for submission, vector in zip(pending, vectors, strict=True):
