@@ -176,6 +176,14 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
     encoder = _encoder()
     clusters = None if args.no_clusters else _messages(args)
+    if args.cv:
+        from index.calibrate import cross_validate
+
+        if not clusters:
+            raise SystemExit("--cv needs cluster messages")
+        _print_metrics(cross_validate(clusters, encoder.encode, encoder.name, folds=args.cv, seed=args.seed,
+                                      merge_precision=args.merge_precision, ask_precision=args.ask_precision))
+        return 0
     pairs = read_jsonl(args.pairs) if args.pairs else None
     files: dict[str, str] = {}
     notes: dict[str, Any] = {}
@@ -298,6 +306,9 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     p.add_argument("--merge-precision", type=float, default=0.97)
     p.add_argument("--ask-precision", type=float, default=0.6)
     p.add_argument("--out", help="where to write (default index/calibration.json)")
+    p.add_argument("--cv", type=int, metavar="FOLDS",
+                   help="only report a leave-clusters-out cross-validation of the recipe; writes nothing")
+    p.add_argument("--seed", type=int, default=0, help="fold assignment for --cv")
     p.set_defaults(func=cmd_calibrate)
 
     p = groups["eval"].add_parser("dedup", help="ROC-AUC/accuracy of cosine vs re-checked score on pairs")
