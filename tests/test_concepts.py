@@ -26,6 +26,18 @@ def test_headline_is_the_title_or_first_sentence() -> None:
     assert len(headline("很" * 500)) == 60
 
 
+def test_headline_skips_greetings_so_polite_openers_are_not_shared() -> None:
+    assert headline("尊敬的杨书记： 您好！我是怡海星城的业主，小区一直不通公交。") == "我是怡海星城的业主，小区一直不通公交"
+    assert headline("领导好，我们小区电梯坏了三个月了！") == "我们小区电梯坏了三个月了"
+    assert headline("你好，打扰了。路灯坏了") == "路灯坏了"
+    assert headline("hello 在吗？楼上装修太吵了") == "楼上装修太吵了"
+    assert headline("市长您好：学校门口的斑马线没了") == "学校门口的斑马线没了"
+    # Words that only start like a greeting stay; a message that is nothing but a greeting keeps it.
+    assert headline("局长办公室的电话打不通") == "局长办公室的电话打不通"
+    assert headline("好好学习的孩子没有学位") == "好好学习的孩子没有学位"
+    assert headline("您好！") == "您好！"
+
+
 def test_featurizer_counts_longest_terms_and_votes_per_label() -> None:
     groups = [ConceptGroup("bus", "交通", ("公交", "公交车", "巴士")), ConceptGroup("noise", "环境", ("噪音", "扰民"))]
     feat = ConceptFeaturizer(groups)

@@ -33,6 +33,16 @@ GENERIC = frozenset("问题 管理 服务 工作 发展 建设 相关 有关 建
                     "希望 要求 小区 群众 居民".split())
 NAME_SPLIT = re.compile(r"[、，,/（）()和与及]")
 HEADLINE_END = re.compile(r"[。！？!?\n]")
+# Openers that say nothing about the matter ("尊敬的杨书记：您好！", "领导好，", "你好，打扰了。"): skipped
+# before the first sentence is taken, or every message that opens politely would share a headline.
+GREETING = re.compile(
+    r"^(?:[\s\W_]+"
+    r"|(?:尊敬|敬爱|亲爱)的[^，,。！？!?：:\n]{0,15}[：:，,]?"
+    r"|(?:各位|诸位)?(?:政府|市|县|区|镇|街道|社区)?(?:领导|书记|市长|县长|区长|局长|主任|委员|同志|工作人员|管理员|小编)"
+    r"(?:们)?(?:您好|你好|好)?(?=[\s\W_]|$)"
+    r"|(?:您好|你好|大家好|hello|hi|嗨|在吗|在不在|打扰了|打扰一下|麻烦了|请问一下|冒昧打扰)(?=[\s\W_]|$))",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -44,9 +54,12 @@ class ConceptGroup:
 
 def headline(text: str, limit: int = 60) -> str:
     """The first sentence: a message's title (message_text puts it first) or a resident's opening line,
-    which usually names the matter before the details."""
-    first = HEADLINE_END.split(text.strip(), maxsplit=1)[0].strip()
-    return (first or text.strip())[:limit]
+    which usually names the matter before the details. Greetings and salutations before it are skipped."""
+    rest = text.strip()
+    while (m := GREETING.match(rest)) and m.end() > 0:
+        rest = rest[m.end():]
+    first = HEADLINE_END.split(rest, maxsplit=1)[0].strip()
+    return (first or rest.strip() or text.strip())[:limit]
 
 
 def load_concepts(path: Path = CONCEPTS) -> list[ConceptGroup]:
