@@ -35,7 +35,7 @@ CALIBRATION_FILE = Path(__file__).resolve().parent / "calibration.json"
 # weigh most; a different named place weighs strongly against.
 DEFAULT_CALIBRATION: dict[str, Any] = {
     "features": list(FEATURE_NAMES),
-    "weights": [1.5, 2.5, -2.5, 0.3, -1.0, 1.5, 0.8, 0.6, 3.0, 4.0, -0.15, 0.5],
+    "weights": [1.5, 2.5, -2.5, 0.3, -1.0, 1.5, 0.8, 0.6, 3.0, 4.0, -0.15, 0.5, 1.0],
     "intercept": -3.5,
     "merge_threshold": 0.85,
     "ask_threshold": 0.5,

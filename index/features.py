@@ -30,6 +30,7 @@ import jieba
 import jieba.analyse
 
 from bot.config import REPO_ROOT
+from bot.topics.concepts import headline
 
 USER_DICT_DIR = REPO_ROOT / "nlu_data" / "jieba"
 
@@ -150,6 +151,8 @@ class Profile:
     keywords: dict[str, float] = field(default_factory=dict)
     bigrams: frozenset[str] = field(default_factory=frozenset)
     repeat: bool = False
+    # Bigrams of the first sentence (a title, or the resident's opening line that names the matter).
+    head: frozenset[str] = field(default_factory=frozenset)
 
 
 # The anchors of a concern are near its start (title, first sentences); reading further costs time.
@@ -194,6 +197,11 @@ def bigrams_of(full: str) -> frozenset[str]:
     return frozenset(map(operator.add, compact, compact[1:]))
 
 
+def head_bigrams(full: str) -> frozenset[str]:
+    """Bigrams of the headline of `anchor_text(...)` (the resident's place, if given, leads it)."""
+    return bigrams_of(headline(full))
+
+
 def anchors_of(full: str) -> Profile:
     """All anchors of `anchor_text(...)`; jieba's segmentation is most of the cost (~1-2 ms)."""
     ensure_jieba()
@@ -209,6 +217,7 @@ def anchors_of(full: str) -> Profile:
         keywords=_keywords(tokens),
         bigrams=bigrams_of(full),
         repeat=bool(REPEAT_RE.search(full)),
+        head=head_bigrams(full),
     )
 
 
@@ -226,7 +235,7 @@ def unpack_anchors(blob: bytes, full: str) -> Profile:
     places, districts, facilities, orgs, numbers, keywords, repeat = json.loads(blob)
     return Profile(places=set(places), districts=set(districts), facilities=set(facilities), orgs=set(orgs),
                    numbers=set(numbers), keywords={str(w): float(v) for w, v in keywords},
-                   bigrams=bigrams_of(full), repeat=bool(repeat))
+                   bigrams=bigrams_of(full), repeat=bool(repeat), head=head_bigrams(full))
 
 
 def anchors_fingerprint() -> str:
@@ -280,6 +289,13 @@ def _fuzzy_overlap(a: set[str], b: set[str]) -> bool:
     return any(same_place(x, y) for x in a for y in b)
 
 
+def _overlap(a: frozenset[str], b: frozenset[str]) -> float:
+    """Overlap coefficient: a short headline inside a longer one still counts in full."""
+    if not a or not b:
+        return 0.0
+    return len(a & b) / min(len(a), len(b))
+
+
 def _weighted_overlap(a: dict[str, float], b: dict[str, float]) -> float:
     if not a or not b:
         return 0.0
@@ -301,6 +317,7 @@ FEATURE_NAMES = (
     "bigram_jaccard",
     "log_gap_days",
     "repeat_marker",   # the new text says it is reporting again
+    "headline_overlap",  # the first sentences share their wording (bigram overlap coefficient)
 )
 
 
@@ -321,6 +338,7 @@ def pair_features(a: Profile, b: Profile, cosine: float, gap_days: float | None 
         _jaccard(a.bigrams, b.bigrams),
         math.log1p(abs(gap_days)) if gap_days is not None else 0.0,
         float(a.repeat),
+        _overlap(a.head, b.head),
     ]
 
 

@@ -49,6 +49,20 @@ def test_same_estate_scores_higher_than_other_estate_at_equal_cosine() -> None:
     assert features[FEATURE_NAMES.index("place_conflict")] == 1.0
 
 
+def test_headline_overlap_reads_the_first_sentence_not_the_greeting() -> None:
+    """Two reposts under one title share their headline; polite openers alone share nothing."""
+    def overlap(a: str, b: str) -> float:
+        return pair_features(profile(a), profile(b), 0.93)[FEATURE_NAMES.index("headline_overlap")]
+
+    title = "因读书转为非农业户人员希望户口问题能得到解决"
+    assert overlap(f"{title}。我1996年因读书户口转为非农，至今没有安置。",
+                   f"{title}。我们这些人没田没地，希望能重回原籍。") == 1.0
+    # The shorter headline inside the longer one counts in full (overlap coefficient, not Jaccard).
+    assert overlap("东澜湾搅拌站噪音。每晚都吵。", "东澜湾搅拌站噪音太大了，半夜还在施工！") == 1.0
+    greeting = "尊敬的领导：您好！"
+    assert overlap(greeting + "小区电梯坏了三个月没人修。", greeting + "孩子学校门口的红绿灯坏了。") < 0.2
+
+
 def _detector(texts: dict[int, str], vectors: np.ndarray, calibration: dict | None = None) -> DuplicateDetector:
     index = VectorIndex()
     start = datetime(2026, 3, 1)
