@@ -227,10 +227,7 @@ def cmd_eval_clusters(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- bench
 def _encoder_info(encoder: Any) -> dict[str, Any]:
-    import torch
-
-    return {"name": getattr(encoder, "name", None), "max_seq_length": getattr(encoder, "max_seq_length", None),
-            "quantized": getattr(encoder, "quantized", None), "torch_threads": torch.get_num_threads()}
+    return {key: getattr(encoder, key, None) for key in ("name", "runtime", "threads", "max_seq_length", "quantized")}
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -260,6 +257,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
             overrides["max_seq_length"] = args.max_seq_length
         if args.threads:
             overrides["threads"] = args.threads
+        if args.runtime:
+            overrides["runtime"] = args.runtime
         if overrides:
             from index.encoder import encoder_from_settings
 
@@ -341,5 +340,6 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
                    help="time the decision with (--int8) or without (--no-int8) the int8 encoder "
                    "(default: encoder.quantize in intake.yml)")
     p.add_argument("--max-seq-length", type=int, help="encoder token limit for the decision (default: intake.yml)")
-    p.add_argument("--threads", type=int, help="encoder torch threads for the decision (default: intake.yml)")
+    p.add_argument("--threads", type=int, help="encoder threads for the decision (default: intake.yml)")
+    p.add_argument("--runtime", choices=["torch", "onnx"], help="encoder runtime for the decision (default: intake.yml)")
     p.set_defaults(func=cmd_bench)

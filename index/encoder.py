@@ -125,6 +125,7 @@ class Encoder:
         self.runtime = runtime
         if runtime == "torch":
             self._load_torch(path, threads)
+        self.threads: int = int(threads) if threads else self._default_threads()
         # Never exceed what the model's position table supports.
         limit = getattr(self._tokenizer, "model_max_length", None) or max_seq_length
         limit = min(limit, self._max_positions)
@@ -167,6 +168,13 @@ class Encoder:
         self._tokenizer = AutoTokenizer.from_pretrained(str(path))
         self._max_positions = int(getattr(AutoConfig.from_pretrained(str(path)), "max_position_embeddings", 1 << 30))
         return "onnx"
+
+    def _default_threads(self) -> int:
+        if self.runtime == "onnx":
+            return 1  # OnnxTransformer's default
+        import torch
+
+        return int(torch.get_num_threads())
 
     def _detect_dim(self) -> int:
         dim = self.model.get_sentence_embedding_dimension() if self.model is not None else self._onnx.dim

@@ -86,13 +86,13 @@ def agreement(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     from index.encoder import encoder_from_settings
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     overrides: dict[str, Any] = {}
+    if args.threads:
+        overrides["threads"] = args.threads
+    if args.runtime:
+        overrides["runtime"] = args.runtime
     if args.model:
         overrides["model_path"] = args.model
     if args.max_seq_length:
@@ -105,13 +105,14 @@ def run(args: argparse.Namespace) -> int:
     figures: dict[str, Any] = {
         "model": encoder.name,
         "dim": encoder.dim,
-        "threads": torch.get_num_threads(),
+        "runtime": encoder.runtime,
+        "threads": encoder.threads,
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "max_seq_length": encoder.max_seq_length,
         "batch_size": encoder.batch_size,
         "quantize": encoder.quantized,
     }
-    print(f"encoder {encoder!r}, torch threads {figures['threads']}")
+    print(f"encoder {encoder!r}, {encoder.runtime} with {encoder.threads} thread(s)")
     figures.update(measure(encoder, args.n_short, args.n_long, args.n_single))
     print(
         f"short (~20 chars): {figures['short_texts_per_s']} texts/s   "
@@ -151,7 +152,8 @@ def run(args: argparse.Namespace) -> int:
 def register(sub: Any, groups: dict[str, Any]) -> None:
     parser = groups["bench"].add_parser("encoder", help="encoder throughput and latency (texts/s, p50/p95 ms)")
     parser.add_argument("--model", help="a sentence-transformers folder (default: encoder.model_path)")
-    parser.add_argument("--threads", type=int, help="torch threads (default: OMP_NUM_THREADS)")
+    parser.add_argument("--threads", type=int, help="encoder threads (default: encoder.threads in intake.yml)")
+    parser.add_argument("--runtime", choices=["torch", "onnx"], help="default: encoder.runtime in intake.yml")
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--max-seq-length", type=int)
     parser.add_argument("--quantize", action=argparse.BooleanOptionalAction, default=None,
