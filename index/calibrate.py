@@ -2,7 +2,8 @@
 
 Training pairs are what the product actually re-checks: for each message of the cluster file,
 its nearest earlier messages by cosine (label: same cluster). General-domain pairs (`--pairs`)
-can be added. A logistic regression on `index.features.FEATURE_NAMES` gives the weights; the
+can be added. A logistic regression on `index.features.FEATURE_NAMES` gives the weights (and a second one
+without the headline feature, for pairs where a concern is a single sentence); the
 merge threshold is the lowest probability whose merges reach `--merge-precision` on the training
 candidates, the ask threshold the one reaching `--ask-precision`.
 """
@@ -73,6 +74,17 @@ def threshold_for_precision(probs: np.ndarray, labels: np.ndarray, target: float
     return float(max(floor, probs[order][ok[-1]]))
 
 
+def fit_with_fallback(X: list[list[float]], y: list[int], merge_precision: float = 0.97,
+                      ask_precision: float = 0.6) -> dict[str, Any]:
+    """The main model on every feature, and the model for pairs without headlines on the same pairs
+    without the headline feature (`index.dedup` picks one per pair)."""
+    main = fit(X, y, merge_precision, ask_precision)
+    headline = FEATURE_NAMES.index("headline_overlap")
+    without = fit([row[:headline] + row[headline + 1:] for row in X], y, merge_precision, ask_precision)
+    main["without_headline"] = {k: without[k] for k in ("weights", "intercept", "merge_threshold", "ask_threshold")}
+    return main
+
+
 def fit(X: list[list[float]], y: list[int], merge_precision: float = 0.97,
         ask_precision: float = 0.6, C: float = 1.0) -> dict[str, Any]:
     from sklearn.linear_model import LogisticRegression
@@ -114,7 +126,7 @@ def calibrate(clusters: list[dict[str, Any]] | None, pairs: list[dict[str, Any]]
         y += py
     result = {
         **{k: DEFAULT_CALIBRATION[k] for k in ("min_cosine", "window_days")},
-        **fit(X, y, merge_precision, ask_precision),
+        **fit_with_fallback(X, y, merge_precision, ask_precision),
         "encoder": model_name,
         "data": {
             **{name: {"file": Path(path).name, "sha256_16": _sha(path)} for name, path in sources.items()},
@@ -165,7 +177,7 @@ def cross_validate(messages: list[dict[str, Any]], encode: Encode, model_name: s
         held = [i for i, f in enumerate(assigned) if f == fold]
         X, y = cluster_pairs([messages[i] for i in train], vectors[train],
                              min_cosine=float(DEFAULT_CALIBRATION["min_cosine"]))
-        params = {**DEFAULT_CALIBRATION, **fit(X, y, merge_precision, ask_precision)}
+        params = {**DEFAULT_CALIBRATION, **fit_with_fallback(X, y, merge_precision, ask_precision)}
         held_messages = [messages[i] for i in held]
         case_merge, case_ask, _ = replay(held_messages, vectors[held],
                                          lambda index, fetch, p=params: DuplicateDetector(index, fetch, p), False)

@@ -24,12 +24,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from index.features import FEATURE_NAMES, Profile, pair_features, shared_anchors
+from index.features import FEATURE_NAMES, Profile, has_headlines, pair_features, shared_anchors
 from index.profiles import ProfileStore
 
 log = logging.getLogger(__name__)
 
 CALIBRATION_FILE = Path(__file__).resolve().parent / "calibration.json"
+HEADLINE = FEATURE_NAMES.index("headline_overlap")
 
 # Hand-set defaults (used when no calibration file exists): the same place and the same facility
 # weigh most; a different named place weighs strongly against.
@@ -46,6 +47,15 @@ DEFAULT_CALIBRATION: dict[str, Any] = {
     # Residents re-report after many months ("再次反映"); the time gap is a feature, the window a bound.
     "window_days": 730,
     "source": "built-in defaults",
+    # Pairs where either concern is a single sentence (no headline apart from the text) are scored by
+    # this model, fitted on the same pairs without the headline feature: otherwise they would be read as
+    # "headlines share nothing" and under-scored (see index.features.head_bigrams).
+    "without_headline": {
+        "weights": [1.5, 2.5, -2.5, 0.3, -1.0, 1.5, 0.8, 0.6, 3.0, 4.0, -0.15, 0.5],
+        "intercept": -3.5,
+        "merge_threshold": 0.85,
+        "ask_threshold": 0.5,
+    },
 }
 
 
@@ -102,6 +112,16 @@ def load_calibration(path: str | Path | None = None) -> dict[str, Any]:
     return calibration
 
 
+def _rescale(p: float, source: tuple[float, float], target: tuple[float, float]) -> float:
+    """Piecewise-linear map of a probability so that source (ask, merge) thresholds land on target's:
+    the order of candidates and the three outcomes are kept, whichever model scored them."""
+    points = [(0.0, 0.0), (min(source), min(target)), (max(source), max(target)), (1.0, 1.0)]
+    for (x0, y0), (x1, y1) in zip(points, points[1:], strict=False):
+        if p <= x1:
+            return y0 if x1 <= x0 else y0 + (p - x0) * (y1 - y0) / (x1 - x0)
+    return 1.0
+
+
 def _gap_days(a: datetime | None, b: datetime | None) -> float | None:
     if a is None or b is None:
         return None
@@ -129,10 +149,17 @@ class DuplicateDetector:
         self.calibration = {**DEFAULT_CALIBRATION, **calibration}
         self.weights = np.asarray(self.calibration["weights"], np.float64)
         self.intercept = float(self.calibration["intercept"])
+        fallback = self.calibration.get("without_headline") or DEFAULT_CALIBRATION["without_headline"]
+        self.fallback = {**fallback, "weights": np.asarray(fallback["weights"], np.float64)}
         self.k = k
 
     def probability(self, features: Sequence[float]) -> float:
-        z = float(np.dot(self.weights, np.asarray(features, np.float64)) + self.intercept)
+        """The probability under the main model (all features, the headline included)."""
+        return self._logistic(self.weights, self.intercept, features)
+
+    @staticmethod
+    def _logistic(weights: np.ndarray, intercept: float, features: Sequence[float]) -> float:
+        z = float(np.dot(weights, np.asarray(features, np.float64)) + intercept)
         return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
 
     def score_pair(self, text: str, place: str | None, past: PastConcern, cosine: float,
@@ -152,7 +179,18 @@ class DuplicateDetector:
         features = pair_features(new_profile, old_profile, cosine, _gap_days(created_at, past.created_at))
         named = dict(zip(FEATURE_NAMES, features, strict=True))
         conflict = bool(named["place_conflict"] or named["district_conflict"])
-        return self.probability(features), shared_anchors(new_profile, old_profile), conflict
+        return (self._pair_probability(new_profile, old_profile, features), shared_anchors(new_profile, old_profile),
+                conflict)
+
+    def _pair_probability(self, a: Profile, b: Profile, features: list[float]) -> float:
+        """Main model when both concerns have a headline; otherwise the model without that feature,
+        its probability mapped onto the main model's thresholds (so one `outcome()` serves both)."""
+        if has_headlines(a, b):
+            return self.probability(features)
+        fb = self.fallback
+        p = self._logistic(fb["weights"], float(fb["intercept"]), features[:HEADLINE] + features[HEADLINE + 1:])
+        return _rescale(p, (float(fb["ask_threshold"]), float(fb["merge_threshold"])),
+                        (float(self.calibration["ask_threshold"]), float(self.calibration["merge_threshold"])))
 
     def outcome(self, probability: float, place_conflict: bool = False) -> str:
         # Same issue means same problem at the same place: the learned weights see few near-identical

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index.calibrate import fit
+from index.calibrate import fit, fit_with_fallback
 from index.dedup import DEFAULT_CALIBRATION, DuplicateDetector, PastConcern, load_calibration
 from index.evaluate import best_threshold_accuracy, pairwise_scores, replay
 from index.features import FEATURE_NAMES, extract_places, pair_features, profile
@@ -58,9 +58,14 @@ def test_headline_overlap_reads_the_first_sentence_not_the_greeting() -> None:
     assert overlap(f"{title}。我1996年因读书户口转为非农，至今没有安置。",
                    f"{title}。我们这些人没田没地，希望能重回原籍。") == 1.0
     # The shorter headline inside the longer one counts in full (overlap coefficient, not Jaccard).
-    assert overlap("东澜湾搅拌站噪音。每晚都吵。", "东澜湾搅拌站噪音太大了，半夜还在施工！") == 1.0
+    assert overlap("东澜湾搅拌站噪音。每天晚上都吵得睡不着觉。",
+                   "东澜湾搅拌站噪音太大了！半夜还在施工，老人小孩都受不了。") == 1.0
     greeting = "尊敬的领导：您好！"
-    assert overlap(greeting + "小区电梯坏了三个月没人修。", greeting + "孩子学校门口的红绿灯坏了。") < 0.2
+    assert overlap(greeting + "小区电梯坏了三个月没人修。物业说要等维修基金审批下来。",
+                   greeting + "孩子学校门口的红绿灯坏了。早上上学的时候特别危险。") < 0.2
+    # A one-sentence concern has no separate headline: its wording is compared as a whole elsewhere.
+    assert overlap("幸福小区电梯坏了三个月了，物业不管", "幸福小区路灯坏了三个月了，物业不管") == 0.0
+    assert overlap(greeting + "幸福小区电梯坏了。", "幸福小区电梯坏了。后面是很长的一段补充说明文字。") == 0.0
 
 
 def _detector(texts: dict[int, str], vectors: np.ndarray, calibration: dict | None = None) -> DuplicateDetector:
@@ -132,6 +137,34 @@ def test_fit_learns_that_place_match_signals_same_issue() -> None:
     weights = dict(zip(FEATURE_NAMES, result["weights"], strict=True))
     assert weights["place_match"] > 1.0
     assert 0 < result["ask_threshold"] <= result["merge_threshold"] < 1
+
+
+def test_single_sentence_pairs_are_scored_without_the_headline_feature() -> None:
+    """A one-sentence concern has no headline: the model fitted without that feature decides, and its
+    probability is mapped so that its own ask/merge thresholds land on the main model's."""
+    main = {**DEFAULT_CALIBRATION, "weights": [0.0] * len(FEATURE_NAMES), "intercept": -10.0,
+            "merge_threshold": 0.8, "ask_threshold": 0.4,
+            "without_headline": {"weights": [0.0] * (len(FEATURE_NAMES) - 1), "intercept": 0.0,
+                                 "merge_threshold": 0.6, "ask_threshold": 0.3}}
+    detector = DuplicateDetector(VectorIndex(), lambda ids: [], main)
+    short = PastConcern(1, 1, "幸福小区电梯坏了三个月了，物业不管")
+    p, _ = detector.score_pair("幸福小区电梯又坏了，物业不管", None, short, 0.95)
+    # Fallback p = 0.5 lies between its thresholds 0.3 and 0.6: mapped between 0.4 and 0.8.
+    assert p == pytest.approx(0.4 + (0.5 - 0.3) / (0.6 - 0.3) * 0.4)
+    assert detector.outcome(p) == "ask"
+    titled = PastConcern(2, 2, "电梯长期停运。幸福小区3号楼电梯坏了三个月，物业一直不修。")
+    p, _ = detector.score_pair("电梯长期停运。我们楼的电梯又坏了，老人下不了楼。", None, titled, 0.95)
+    assert p == pytest.approx(1 / (1 + np.exp(10.0)))  # both have headlines: the main model
+
+
+def test_fit_with_fallback_writes_both_models() -> None:
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(200, len(FEATURE_NAMES))).tolist()
+    y = [int(row[FEATURE_NAMES.index("headline_overlap")] + rng.normal() > 0) for row in X]
+    result = fit_with_fallback(X, y)
+    assert len(result["weights"]) == len(FEATURE_NAMES)
+    assert len(result["without_headline"]["weights"]) == len(FEATURE_NAMES) - 1
+    assert dict(zip(FEATURE_NAMES, result["weights"], strict=True))["headline_overlap"] > 0.5
 
 
 def test_pairwise_scores() -> None:

@@ -52,14 +52,20 @@ class ConceptGroup:
     terms: tuple[str, ...]
 
 
-def headline(text: str, limit: int = 60) -> str:
-    """The first sentence: a message's title (message_text puts it first) or a resident's opening line,
-    which usually names the matter before the details. Greetings and salutations before it are skipped."""
+def split_headline(text: str) -> tuple[str, str]:
+    """(first sentence, what follows it), greetings and salutations before it skipped."""
     rest = text.strip()
     while (m := GREETING.match(rest)) and m.end() > 0:
         rest = rest[m.end():]
-    first = HEADLINE_END.split(rest, maxsplit=1)[0].strip()
-    return (first or rest.strip() or text.strip())[:limit]
+    parts = HEADLINE_END.split(rest, maxsplit=1)
+    return parts[0].strip(), (parts[1].strip() if len(parts) > 1 else "")
+
+
+def headline(text: str, limit: int = 60) -> str:
+    """The first sentence: a message's title (message_text puts it first) or a resident's opening line,
+    which usually names the matter before the details. Greetings and salutations before it are skipped."""
+    first, following = split_headline(text)
+    return (first or following or text.strip())[:limit]
 
 
 def load_concepts(path: Path = CONCEPTS) -> list[ConceptGroup]:
