@@ -75,6 +75,7 @@ def test_places(text: str, place: str) -> None:
     ("浦东新区张江镇的公交太少", "浦东新区"),
     ("北岭县城关镇李家村的自来水发黄", "北岭县"),
     ("东湖小区门口就是东湖区政府", "东湖区"),  # 东湖小区 is an estate, 东湖区 the district
+    ("我老家雨花台区的路灯坏了", "雨花台区"),  # a lead-in word is not part of the name
 ])
 def test_districts(text: str, district: str) -> None:
     assert find_district(text) == district
