@@ -89,6 +89,15 @@ def quantize_linear_int8(model: Any) -> Any:
     return quantize_dynamic(model, qconfig_spec=spec, dtype=torch.qint8)
 
 
+def variant_name(folder: str, max_seq_length: int, quantized: bool, runtime: str) -> str:
+    """The name stored with every vector. Another token limit or int8 gives other vectors for long
+    concerns: the name says so. fp32 through ONNX Runtime gives the torch vectors (cosine 1.0000),
+    int8 does not (other kernels)."""
+    limit_mark = "" if max_seq_length == UNMARKED_MAX_SEQ_LENGTH else f"@{max_seq_length}"
+    int8_mark = ("+ort-int8" if runtime == "onnx" else "+int8") if quantized else ""
+    return folder + limit_mark + int8_mark
+
+
 def clean_text(text: str | None) -> str:
     """Collapse all whitespace runs (incl. newlines, tabs, U+3000) to one space and trim."""
     return " ".join((text or "").split())
@@ -133,11 +142,7 @@ class Encoder:
         if self.model is not None:
             self.model.max_seq_length = self.max_seq_length
         self.dim: int = self._detect_dim()
-        # Another token limit or int8 gives other vectors for long concerns: the name says so. fp32
-        # through ONNX Runtime gives the torch vectors (cosine 1.0000), int8 does not (other kernels).
-        limit_mark = "" if self.max_seq_length == UNMARKED_MAX_SEQ_LENGTH else f"@{self.max_seq_length}"
-        int8_mark = ("+ort-int8" if self.runtime == "onnx" else "+int8") if self.quantized else ""
-        self.name: str = path.name + limit_mark + int8_mark
+        self.name: str = variant_name(path.name, self.max_seq_length, self.quantized, self.runtime)
         # HF fast tokenizers fail ("Already borrowed") when called from several threads at once,
         # and one CPU thread gains nothing from parallel calls: serialise encode().
         self._lock = threading.Lock()
@@ -262,6 +267,34 @@ def encoder_from_settings(**overrides: Any) -> Encoder:
     }
     kwargs.update(overrides)
     return Encoder(**kwargs)
+
+
+def configured_name() -> str:
+    """The `.name` the configured encoder will have, read from settings and the folder's config files
+    without loading the model (callers that only need to know which vectors they would get)."""
+    import json
+
+    from bot.config import resolve_path, settings
+
+    cfg = dict(settings().get("encoder") or {})
+    path = resolve_path(cfg["model_path"])
+    limit = int(cfg.get("max_seq_length", 256))
+    for name, key in (("tokenizer_config.json", "model_max_length"), ("config.json", "max_position_embeddings")):
+        try:
+            value = json.loads((path / name).read_text(encoding="utf-8")).get(key)
+        except (OSError, ValueError):
+            continue
+        if isinstance(value, int) and value > 0:
+            limit = min(limit, value)
+    runtime = str(cfg.get("runtime", "torch"))
+    if runtime == "onnx":
+        from index.onnx_runtime import OnnxUnsupported, pooling_mode
+
+        try:
+            pooling_mode(path)
+        except (OnnxUnsupported, OSError, ValueError):
+            runtime = "torch"
+    return variant_name(path.name, limit, bool(cfg.get("quantize", False)), runtime)
 
 
 _default: Encoder | None = None

@@ -81,11 +81,20 @@ def source_digest(model_dir: Path, quantize: bool) -> str:
     digest = hashlib.sha256()
     for name in _SOURCE_FILES:
         path = model_dir / name
-        if path.is_file():
-            digest.update(name.encode() + b"\0")
-            with open(path, "rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(chunk)
+        if not path.is_file():
+            continue
+        digest.update(name.encode() + b"\0")
+        if name.endswith(".json"):
+            # Where the folder was built ("_name_or_path") says nothing about the network; without this a
+            # rebuilt or copied folder (every test session's) would export its own graph again.
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(data, dict):
+                data.pop("_name_or_path", None)
+            digest.update(json.dumps(data, sort_keys=True).encode())
+            continue
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
     digest.update(f"int8={quantize};exporter={EXPORTER_VERSION};opset={OPSET};"
                   f"ort={onnxruntime.__version__};torch={torch.__version__}".encode())
     return digest.hexdigest()[:16]
@@ -153,6 +162,7 @@ def build_onnx(model_dir: str | os.PathLike[str], quantize: bool, force: bool = 
     target = onnx_path(model_dir, quantize)
     with _build_lock:
         if target.is_file() and not force:
+            os.utime(target)  # recently used: kept by _prune
             return target
         target.parent.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=".onnx-build-", dir=target.parent))
@@ -167,8 +177,26 @@ def build_onnx(model_dir: str | os.PathLike[str], quantize: bool, force: bool = 
             os.replace(final, target)
         finally:
             shutil.rmtree(work, ignore_errors=True)
+        _prune(target.parent, keep=target)
         log.info("ONNX graph written to %s", target)
         return target
+
+
+# Graphs unused for this long are deleted when a new one is built (each is 140-470 MB).
+PRUNE_AFTER_DAYS = 14
+
+
+def _prune(directory: Path, keep: Path) -> None:
+    import time
+
+    cutoff = time.time() - PRUNE_AFTER_DAYS * 86400
+    for old in directory.glob("*.onnx"):
+        try:
+            if old != keep and old.stat().st_mtime < cutoff:
+                old.unlink()
+                log.info("removed ONNX graph unused for %d days: %s", PRUNE_AFTER_DAYS, old.name)
+        except OSError:
+            pass  # another process removed or replaced it
 
 
 class OnnxTransformer:

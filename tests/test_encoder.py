@@ -256,6 +256,13 @@ def test_onnx_runtime_gives_the_torch_vectors(tmp_path: Path, model_dir: Path, p
 
     monkeypatch.setattr(onnx_runtime, "_export_fp32", no_export)
     assert Encoder(folder, runtime="onnx").runtime == "onnx"
+    # A copy of the folder built elsewhere (another "_name_or_path") is the same network: same graph.
+    copy = tmp_path / "elsewhere" / "tiny"
+    shutil.copytree(folder, copy)
+    config = json.loads((copy / "config.json").read_text(encoding="utf-8"))
+    (copy / "config.json").write_text(json.dumps({**config, "_name_or_path": "/somewhere/else"}), encoding="utf-8")
+    assert onnx_runtime.onnx_path(copy, False) == graphs[0]
+    assert Encoder(copy, runtime="onnx").runtime == "onnx"
 
 
 def test_onnx_runtime_falls_back_to_torch_for_other_modules(
@@ -297,6 +304,28 @@ def test_default_encoder_uses_settings(model_dir: Path, monkeypatch: pytest.Monk
         assert enc.query_prefix == settings()["encoder"]["query_prefix"]
     finally:
         encoder_module.reset_default_encoder()
+
+
+@pytest.mark.parametrize("runtime,quantize,limit", [("onnx", True, 128), ("torch", True, 128), ("torch", False, 256),
+                                                    ("onnx", True, 4096)])
+def test_configured_name_is_the_loaded_encoders_name(model_dir: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     var_dir: Path, runtime: str, quantize: bool, limit: int) -> None:
+    """Callers that only need the variant (the topic model's cache key) get it without loading the model."""
+    import yaml
+
+    from bot.config import REPO_ROOT
+    from index import encoder as encoder_module
+
+    data = yaml.safe_load((REPO_ROOT / "intake.yml").read_text(encoding="utf-8"))
+    data["encoder"].update(model_path=str(model_dir), runtime=runtime, quantize=quantize, max_seq_length=limit)
+    config = var_dir / "intake-encoder.yml"
+    config.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    monkeypatch.setenv("SHANGLIANG_CONFIG", str(config))
+    settings.cache_clear()
+    try:
+        assert encoder_module.configured_name() == encoder_module.encoder_from_settings().name
+    finally:
+        settings.cache_clear()
 
 
 def test_stamp_avoids_rebuild(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -161,6 +161,35 @@ def test_train_topics_caches_by_data_hash_and_flags_low_confidence(var_dir: Path
         service.reset_classifier()
 
 
+def test_cached_topic_model_is_found_without_encoding_and_follows_the_encoder_variant(
+        var_dir: Path, monkeypatch) -> None:
+    """The model is keyed by the encoder variant whose vectors it reads: a cached one is loaded without
+    encoding the training set, and another variant (other vectors, maybe another width) retrains."""
+    calls: list[int] = []
+
+    def fake_embed(texts, cache=True):
+        calls.append(len(texts))
+        rng = np.random.default_rng(len(texts))
+        return rng.normal(size=(len(texts), 8)).astype(np.float32)
+
+    monkeypatch.setattr(service, "embed_concerns", fake_embed)
+    monkeypatch.setattr(service, "configured_encoder_name", lambda: "fake@128")
+    monkeypatch.setattr(service, "default_encoder_name", lambda: "fake@128")
+    service.reset_classifier()
+    try:
+        first, cached = service.train_classifier()
+        assert not cached and len(calls) == 1 and first.uses_embeddings
+        again, cached = service.train_classifier()
+        assert cached and len(calls) == 1  # loaded from disk, nothing encoded
+        assert again.data_hash == first.data_hash
+        monkeypatch.setattr(service, "configured_encoder_name", lambda: "fake@128+ort-int8")
+        monkeypatch.setattr(service, "default_encoder_name", lambda: "fake@128+ort-int8")
+        other, cached = service.train_classifier()
+        assert not cached and len(calls) == 2 and other.data_hash != first.data_hash
+    finally:
+        service.reset_classifier()
+
+
 def _config_with_review_below(var_dir: Path, value: float) -> Path:
     import yaml
 

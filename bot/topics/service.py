@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -55,23 +56,49 @@ def concept_groups() -> list[ConceptGroup]:
     return groups
 
 
+def configured_encoder_name() -> str | None:
+    """The configured encoder's variant name, without loading it; None when none is configured."""
+    try:
+        from index.encoder import configured_name
+
+        return configured_name()
+    except (ImportError, KeyError, OSError) as exc:
+        log.warning("no encoder configured (%s); topic classifier uses lexical features only", exc)
+        return None
+
+
+def default_encoder_name() -> str:
+    from index.encoder import default_encoder
+
+    return default_encoder().name
+
+
 def train_classifier(session=None, use_embeddings: bool = True, force: bool = False) -> tuple[TopicClassifier, bool]:
     """Train (or load the cached model for the same data). Returns (model, loaded_from_cache)."""
     global _cached
     examples = training_examples(session)
     texts = [e.text for e in examples]
     labels = [e.label for e in examples]
-    vectors = embed_concerns(texts) if use_embeddings else None
-    # The concept lexicon and the feature layout are part of the model: a change retrains it.
+    # The concept lexicon, the feature layout and the encoder variant whose vectors the model reads are
+    # part of the model: a change retrains it. The variant's name is known without loading the encoder,
+    # so a cached model is found without encoding the training set.
     groups = concept_groups()
-    key = training_hash(texts, labels, extra=f"emb={vectors is not None};features=2;{groups!r}")
-    path = var_dir() / "models" / "topics" / f"topics-{key}.pkl"
+
+    def model_path(encoder_name: str | None) -> Path:
+        key = training_hash(texts, labels, extra=f"emb={encoder_name};features=3;{groups!r}")
+        return var_dir() / "models" / "topics" / f"topics-{key}.pkl"
+
+    path = model_path(configured_encoder_name() if use_embeddings else None)
     if path.exists() and not force:
         model = TopicClassifier.load(path)
         _cached = model
         return model, True
+    vectors = embed_concerns(texts) if use_embeddings else None
+    if use_embeddings:
+        # No encoder (vectors None) or a name other than the configured one: key by what was used.
+        path = model_path(default_encoder_name() if vectors is not None else None)
     model = TopicClassifier(concepts=groups).fit(texts, labels, vectors)
-    model.data_hash = key
+    model.data_hash = path.stem.removeprefix("topics-")
     model.save(path)
     (path.parent / "current").write_text(path.name, encoding="utf-8")
     _cached = model
