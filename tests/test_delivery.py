@@ -19,6 +19,7 @@ from sqlalchemy.orm import sessionmaker
 
 import bot.routing.models  # noqa: F401
 from bot.delivery import outbox
+from bot.delivery.backends import DeliveryError
 from bot.delivery.backends.email import EmailBackend
 from bot.delivery.backends.file import FileBackend
 from bot.delivery.backends.webhook import WebhookBackend, verify
@@ -233,6 +234,108 @@ async def test_stale_claim_is_picked_up_again(factory, peer_server) -> None:
     assert (await worker.run_once())["sent"] == 1
     row = _status(factory, row_id)
     assert row.status == "sent" and row.attempts == 2
+
+
+class Gate:
+    """A backend whose send waits until released, then succeeds or raises: a worker stuck past its lease."""
+
+    def __init__(self, fail: bool) -> None:
+        self.fail = fail
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def send(self, message) -> None:
+        self.entered.set()
+        await self.release.wait()
+        if self.fail:
+            raise DeliveryError("timed out after the lease expired")
+
+
+async def test_stale_worker_cannot_overwrite_the_outcome_of_the_worker_that_reclaimed(factory) -> None:
+    """Worker A's lease expires mid-send and worker B re-claims the row. A's late fail() must not undo B's
+    `sent`, and A's late complete() must not mark sent a row B is still sending (nor clear B's lease)."""
+    clock = Clock()
+    policy = outbox.RetryPolicy(max_attempts=5, base_seconds=10, lease_seconds=60)
+    gates: list[Gate] = []
+    tasks: list[asyncio.Future] = []
+
+    def start(gate: Gate) -> asyncio.Future:
+        gates.append(gate)
+        tasks.append(asyncio.ensure_future(OutboxWorker(factory, {"gate": gate}, policy=policy,
+                                                        clock=clock).run_once()))
+        return tasks[-1]
+
+    try:
+        # Late fail: B has sent the message meanwhile; A's failure changes nothing.
+        row_id = _enqueue(factory, "gate", {}, key="case:1:m:0", clock=clock)
+        slow = Gate(fail=True)
+        a = start(slow)
+        await slow.entered.wait()
+        clock.advance(61)
+        b = OutboxWorker(factory, {"gate": FileBackend()}, policy=policy, clock=clock)
+        assert (await b.run_once()) == {"sent": 1}
+        sent = _status(factory, row_id)
+        assert sent.status == "sent" and sent.attempts == 2
+        slow.release.set()
+        late = await a
+        row = _status(factory, row_id)
+        assert (row.status, row.attempts, row.sent_at, row.last_error) == ("sent", 2, sent.sent_at, None)
+        assert late == {"lost": 1}
+
+        # Late complete: B is still sending when A's send returns; B's lease and B's outcome stand.
+        row_id = _enqueue(factory, "gate", {}, key="case:2:m:0", clock=clock)
+        slow, again = Gate(fail=False), Gate(fail=True)
+        a = start(slow)
+        await slow.entered.wait()
+        clock.advance(61)
+        b = start(again)
+        await again.entered.wait()
+        b_lease = _status(factory, row_id).lease_until
+        slow.release.set()
+        late = await a
+        row = _status(factory, row_id)
+        assert (row.status, row.attempts, row.lease_until, row.sent_at) == ("sending", 2, b_lease, None)
+        assert late == {"lost": 1}
+        again.release.set()
+        assert (await b) == {"retry": 1}
+        row = _status(factory, row_id)
+        assert (row.status, row.attempts, row.lease_until) == ("pending", 2, None)
+        assert "after the lease expired" in row.last_error
+    finally:  # a failed assertion must not leave a worker (and its open transaction) waiting forever
+        for gate in gates:
+            gate.release.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def test_complete_and_fail_only_under_the_callers_lease(factory, caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock()
+    policy = outbox.RetryPolicy(max_attempts=5, base_seconds=10, lease_seconds=60)
+    row_id = _enqueue(factory, "file", {}, clock=clock)
+    with factory() as a, factory() as b:
+        [lease_a] = outbox.claim_leases(a, 10, policy, now=clock.now)
+        clock.advance(61)  # A stalls past its lease; B re-claims the row and sends it
+        [lease_b] = outbox.claim_leases(b, 10, policy, now=clock.now)
+        assert (lease_a.row_id, lease_a.attempt, lease_b.attempt) == (row_id, 1, 2)
+        assert outbox.complete(b, lease_b, now=clock.now) is True
+        caplog.clear()
+        assert outbox.fail(a, lease_a, "late timeout", policy, now=clock.now) is None
+        assert outbox.complete(a, lease_a, now=clock.now) is False
+        assert outbox.complete(b, lease_b, now=clock.now) is False  # settled once, not twice
+    row = _status(factory, row_id)
+    assert (row.status, row.attempts, row.sent_at, row.last_error) == ("sent", 2, clock.now, None)
+    lost = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(lost) == 3 and all("no longer holds the lease" in r.getMessage() for r in lost)
+
+    # The normal path: the holder of the lease records a failure, then the retry is sent.
+    row_id = _enqueue(factory, "file", {}, key="case:2:m:0", clock=clock)
+    with factory() as s:
+        [lease] = outbox.claim_leases(s, 10, policy, now=clock.now)
+        assert outbox.fail(s, lease, "503", policy, now=clock.now) == "pending"
+        clock.advance(10)
+        [lease] = outbox.claim_leases(s, 10, policy, now=clock.now)
+        assert outbox.complete(s, lease, now=clock.now) is True
+    row = _status(factory, row_id)
+    assert (row.status, row.attempts, row.lease_until, row.last_error) == ("sent", 2, None, None)
 
 
 async def test_two_workers_never_send_the_same_message_twice(factory, peer_server) -> None:

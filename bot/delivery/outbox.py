@@ -4,10 +4,15 @@ Claims are conditional UPDATEs (compare-and-set on status and lease), so two wor
 row at once, on SQLite and PostgreSQL alike. A worker that dies mid-delivery leaves its rows `sending`
 with a lease in the past; the next claim takes them again. Delivery is therefore at-least-once, and every
 message carries its stable `key` so receivers can drop repeats.
+
+A claim hands out a `Lease`: the attempt number and lease expiry it wrote. `complete` and `fail` are
+conditional UPDATEs on that lease, so a worker whose lease expired and whose row was claimed again cannot
+overwrite the outcome of the worker that holds the row now.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -16,6 +21,8 @@ from sqlalchemy import and_, or_, update
 from bot.config import settings
 from bot.routing.models import OutboxMessage
 from bot.storage.models import utcnow
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -54,7 +61,16 @@ def enqueue(session, *, key: str, backend: str, target: dict, subject: str, body
     return row
 
 
-def claim(session, limit: int, policy: RetryPolicy, now: datetime | None = None) -> list[int]:
+@dataclass(frozen=True)
+class Lease:
+    """One claim of one row. Every claim increments `attempts`, so (attempt, until) names this claim only."""
+
+    row_id: int
+    attempt: int
+    until: datetime
+
+
+def claim_leases(session, limit: int, policy: RetryPolicy, now: datetime | None = None) -> list[Lease]:
     """Take up to `limit` due messages (pending and due, or sending with an expired lease)."""
     now = now or utcnow()
     due = or_(
@@ -63,43 +79,60 @@ def claim(session, limit: int, policy: RetryPolicy, now: datetime | None = None)
     )
     candidates = (session.query(OutboxMessage.id, OutboxMessage.status, OutboxMessage.attempts)
                   .filter(due).order_by(OutboxMessage.next_attempt_at, OutboxMessage.id).limit(limit).all())
-    claimed = []
-    lease = now + timedelta(seconds=policy.lease_seconds)
+    leases = []
+    until = now + timedelta(seconds=policy.lease_seconds)
     for row_id, status, attempts in candidates:
         result = session.execute(
             update(OutboxMessage)
             .where(OutboxMessage.id == row_id, OutboxMessage.status == status,
                    OutboxMessage.attempts == attempts)
-            .values(status="sending", lease_until=lease, attempts=attempts + 1)
+            .values(status="sending", lease_until=until, attempts=attempts + 1)
             .execution_options(synchronize_session=False)
         )
         if result.rowcount == 1:
-            claimed.append(row_id)
+            leases.append(Lease(row_id, attempts + 1, until))
     session.commit()  # the claim must be durable before anything is sent
-    return claimed
+    return leases
 
 
-def complete(session, row_id: int, now: datetime | None = None) -> None:
-    session.execute(update(OutboxMessage).where(OutboxMessage.id == row_id)
-                    .values(status="sent", sent_at=now or utcnow(), lease_until=None, last_error=None)
-                    .execution_options(synchronize_session=False))
+def claim(session, limit: int, policy: RetryPolicy, now: datetime | None = None) -> list[int]:
+    """`claim_leases`, row ids only."""
+    return [lease.row_id for lease in claim_leases(session, limit, policy, now)]
+
+
+def _settle(session, lease: Lease, what: str, **values) -> bool:
+    """Write an outcome only while the row is still under this lease (compare-and-set, race-free)."""
+    result = session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == lease.row_id, OutboxMessage.status == "sending",
+               OutboxMessage.attempts == lease.attempt, OutboxMessage.lease_until == lease.until)
+        .values(lease_until=None, **values)
+        .execution_options(synchronize_session=False)
+    )
     session.commit()
+    if result.rowcount != 1:
+        log.warning("outbox row %d: attempt %d no longer holds the lease (expired and re-claimed by another "
+                    "worker, or already settled); %s not recorded", lease.row_id, lease.attempt, what)
+        return False
+    return True
 
 
-def fail(session, row_id: int, error: str, policy: RetryPolicy, now: datetime | None = None) -> str:
-    """Record a failed attempt: back off and retry, or dead-letter after max_attempts. Returns the status."""
+def complete(session, lease: Lease, now: datetime | None = None) -> bool:
+    """Mark the message sent. False (row unchanged) when this lease no longer holds the row."""
+    return _settle(session, lease, "sent", status="sent", sent_at=now or utcnow(), last_error=None)
+
+
+def fail(session, lease: Lease, error: str, policy: RetryPolicy, now: datetime | None = None) -> str | None:
+    """Record a failed attempt: back off and retry, or dead-letter after max_attempts. Returns the new
+    status, or None (row unchanged) when this lease no longer holds the row."""
     now = now or utcnow()
-    row = session.get(OutboxMessage, row_id)
-    if row.attempts >= policy.max_attempts:
-        row.status = "dead"
-        row.next_attempt_at = now
+    if lease.attempt >= policy.max_attempts:
+        status, next_at = "dead", now
     else:
-        row.status = "pending"
-        row.next_attempt_at = now + timedelta(seconds=policy.delay(row.attempts))
-    row.lease_until = None
-    row.last_error = error[:2000]
-    session.commit()
-    return row.status
+        status, next_at = "pending", now + timedelta(seconds=policy.delay(lease.attempt))
+    ok = _settle(session, lease, f"failure ({status})", status=status, next_attempt_at=next_at,
+                 last_error=error[:2000])
+    return status if ok else None
 
 
 def requeue_dead(session, row_ids: list[int] | None = None) -> int:

@@ -38,13 +38,12 @@ class OutboxWorker:
         return self.clock() if self.clock else None
 
     async def run_once(self) -> Counter:
-        """Deliver every message due now. Returns counts of sent / retry / dead."""
+        """Deliver every message due now. Returns counts of sent / retry / dead / lost (lease lost)."""
         counts: Counter = Counter()
         session = self.session_factory()
         try:
-            ids = outbox.claim(session, self.batch, self.policy, now=self._now())
-            for row_id in ids:
-                row = session.get(OutboxMessage, row_id)
+            for lease in outbox.claim_leases(session, self.batch, self.policy, now=self._now()):
+                row = session.get(OutboxMessage, lease.row_id)
                 message = Message(id=row.id, key=row.key, kind=row.kind, member_id=row.member_id,
                                   case_id=row.case_id, target=dict(row.target or {}), subject=row.subject,
                                   body=row.body, payload=row.payload)
@@ -54,17 +53,17 @@ class OutboxWorker:
                         raise DeliveryError(f"no backend {row.backend!r}")
                     await backend.send(message)
                 except DeliveryError as exc:
-                    status = outbox.fail(session, row_id, str(exc), self.policy, now=self._now())
-                    counts["dead" if status == "dead" else "retry"] += 1
-                    log.warning("delivery %s (%s) failed, attempt %d: %s -> %s",
-                                row.key, row.backend, row.attempts, exc, status)
+                    status = outbox.fail(session, lease, str(exc), self.policy, now=self._now())
+                    if status is not None:  # None: another worker holds the row now (outbox logged it)
+                        log.warning("delivery %s (%s) failed, attempt %d: %s -> %s",
+                                    row.key, row.backend, lease.attempt, exc, status)
                 except Exception as exc:  # a bug in a backend must not kill the worker or lose the row
-                    status = outbox.fail(session, row_id, f"unexpected: {exc!r}", self.policy, now=self._now())
-                    counts["dead" if status == "dead" else "retry"] += 1
                     log.exception("delivery %s crashed", row.key)
+                    status = outbox.fail(session, lease, f"unexpected: {exc!r}", self.policy, now=self._now())
                 else:
-                    outbox.complete(session, row_id, now=self._now())
-                    counts["sent"] += 1
+                    status = "sent" if outbox.complete(session, lease, now=self._now()) else None
+                # lost: the lease expired mid-send and another worker re-claimed the row
+                counts["lost" if status is None else "retry" if status == "pending" else status] += 1
         finally:
             session.close()
         return counts
