@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -13,9 +15,9 @@ from sqlalchemy.orm import sessionmaker
 import bot.routing.models  # noqa: F401  (registers the routing tables on Base)
 from bot.cli import main as cli
 from bot.config import REPO_ROOT
-from bot.routing.directory import DirectoryError, load_directory, validate
+from bot.routing.directory import DirectoryError, load_directory, store_directory, validate
 from bot.routing.dispatch import on_case_filed, reset_directory_cache
-from bot.routing.models import OutboxMessage, Route
+from bot.routing.models import Committee, Member, MemberArea, OutboxMessage, Route
 from bot.routing.rules import CaseFacts, coverage, route
 from bot.storage import repository
 from bot.storage.models import Base, Case, CaseEvent
@@ -174,3 +176,39 @@ def test_jurisdiction_reaches_the_district_members(session) -> None:
     recipients = {r.member_id for r in on_case_filed(session, sub.case_id)}
     assert "m_su_wen" in recipients  # areas: [{district: 西山区}]
     assert "m_qian_hai" not in recipients  # 西山区 枫林街道 only
+
+
+def test_two_routers_store_the_directory_at_once_on_a_fresh_database(db_factory: sessionmaker) -> None:
+    """Both store the member directory into empty tables at the same time: the second waits for the
+    first instead of failing on a duplicate key, and every committee, member and area exists once."""
+    taxonomy, directory = load_taxonomy(), load_directory(DEFAULT)
+    first_stored, errors = threading.Event(), []
+
+    def store(hold: bool) -> None:
+        try:
+            with db_factory() as s:
+                store_directory(s, directory, taxonomy)
+                if hold:  # keep the transaction open while the other router reads and writes
+                    first_stored.set()
+                    time.sleep(0.5)
+                s.commit()
+        except Exception as exc:
+            errors.append(exc)
+            first_stored.set()
+
+    def store_second() -> None:
+        first_stored.wait(10)
+        store(hold=False)
+
+    threads = [threading.Thread(target=store, args=(True,)), threading.Thread(target=store_second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    areas = sum(len(m.areas) for m in directory.members.values())
+    with db_factory() as s:
+        assert s.query(Committee).count() == len(taxonomy.committees)
+        assert sorted(m for (m,) in s.query(Member.id)) == sorted(directory.members)
+        assert s.query(MemberArea).count() == areas
+        assert s.query(Member).filter(Member.active.is_(True)).count() == len(directory.members)

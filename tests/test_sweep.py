@@ -126,6 +126,31 @@ def test_intake_routing_and_sweep_never_both_route(db_factory: sessionmaker) -> 
     assert status == "assigned" and set(members) == RECIPIENTS and len(keys) == len(RECIPIENTS) and events == 1
 
 
+def test_two_routers_on_a_fresh_database_both_route(db_factory: sessionmaker,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """The intake and a sweep route different cases at the same moment while the member directory is not
+    stored yet: both store it, neither fails on a duplicate key, both cases are routed right away."""
+    cases = [_file_case(db_factory, f"柳岸社区{i}号楼门口的路灯坏了", age_seconds=600) for i in (1, 2)]
+    pipelines = [_pipeline(db_factory) for _ in cases]
+    barrier = threading.Barrier(len(cases))
+    results: list[bool] = []
+
+    def route(pipeline: IntakePipeline, case_id: int) -> None:
+        barrier.wait()
+        results.append(pipeline.route(case_id))
+
+    threads = [threading.Thread(target=route, args=pair) for pair in zip(pipelines, cases, strict=True)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert "routing failed" not in caplog.text
+    assert results == [True, True]
+    for case_id in cases:
+        status, members, keys, events = _delivery_state(db_factory, case_id)
+        assert status == "assigned" and set(members) == RECIPIENTS and len(keys) == len(RECIPIENTS)
+
+
 def test_sweep_policy_from_intake_yml() -> None:
     from bot.config import settings
 

@@ -194,30 +194,51 @@ def validate(directory: Directory, taxonomy: Taxonomy) -> list[str]:
     return errors
 
 
+def _upsert(session, model, rows: list[dict], update: list[str]) -> None:
+    """INSERT ... ON CONFLICT (id) DO UPDATE. Two routers storing the directory at once on a fresh database
+    then wait for each other's row instead of one failing on the primary key (SELECT-then-INSERT races)."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # no portable upsert: plain merge (not race-safe)
+        for row in rows:
+            session.merge(model(**row))
+        session.flush()
+        return
+    stmt = insert(model.__table__)
+    stmt = stmt.on_conflict_do_update(index_elements=["id"], set_={c: stmt.excluded[c] for c in update})
+    session.execute(stmt, sorted(rows, key=lambda r: r["id"]))  # one lock order for every writer
+
+
 def store_directory(session, directory: Directory, taxonomy: Taxonomy) -> dict[str, int]:
-    """Replace the committees, members and areas in the database with the directory's (idempotent)."""
+    """Replace the committees, members and areas in the database with the directory's (idempotent, and safe
+    when several routers store it at once)."""
+    from sqlalchemy import update
+
     from bot.routing.models import Committee, Member, MemberArea
 
-    for committee_id, name in taxonomy.committees.items():
-        session.merge(Committee(id=committee_id, name=name))
     session.flush()
-    seen = set()
-    for entry in directory.members.values():
-        session.merge(Member(
-            id=entry.id, name=entry.name, sector=entry.sector, committee_id=entry.committee,
-            is_duty_desk=entry.duty_desk or entry.id == directory.duty_desk, active=entry.active,
-            channels=entry.channels,
-        ))
-        seen.add(entry.id)
+    _upsert(session, Committee, [{"id": k, "name": v} for k, v in taxonomy.committees.items()], ["name"])
+    # The member upsert locks every member row until commit, so a concurrent store waits here and then
+    # sees this one's areas: the delete below removes them and no area is stored twice.
+    _upsert(session, Member, [
+        {"id": e.id, "name": e.name, "sector": e.sector, "committee_id": e.committee,
+         "is_duty_desk": e.duty_desk or e.id == directory.duty_desk, "active": e.active, "channels": e.channels}
+        for e in directory.members.values()
+    ], ["name", "sector", "committee_id", "is_duty_desk", "active", "channels"])
     # Members dropped from the file are deactivated, not deleted: their routes and outbox rows stay valid.
-    for member in session.query(Member).filter(Member.id.notin_(seen)):
-        member.active = False
+    session.execute(update(Member).where(Member.id.notin_(list(directory.members))).values(active=False)
+                    .execution_options(synchronize_session=False))
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, (Committee, Member)):
+            session.expire(obj)  # the statements above bypassed the ORM
     session.query(MemberArea).delete(synchronize_session=False)
-    areas = 0
-    for entry in directory.members.values():
-        for area in entry.areas:
-            session.add(MemberArea(member_id=entry.id, district=area.district, street=area.street,
-                                   community=area.community))
-            areas += 1
-    session.flush()
-    return {"committees": len(taxonomy.committees), "members": len(directory.members), "areas": areas}
+    areas = [{"member_id": e.id, "district": a.district, "street": a.street, "community": a.community}
+             for e in directory.members.values() for a in e.areas]
+    if areas:
+        session.execute(MemberArea.__table__.insert(), areas)
+    return {"committees": len(taxonomy.committees), "members": len(directory.members), "areas": len(areas)}
