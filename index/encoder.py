@@ -159,9 +159,13 @@ class Encoder:
         self._max_positions = int(getattr(self.model[0].auto_model.config, "max_position_embeddings", 1 << 30))
 
     def _load_onnx(self, path: Path, threads: int | None) -> str:
-        """Set up ONNX Runtime; returns "torch" (after a warning) when the folder is not supported."""
-        from index.onnx_runtime import OnnxTransformer, OnnxUnsupported, build_onnx, pooling_mode
-
+        """Set up ONNX Runtime; returns "torch" (after a warning) when the folder is not supported or
+        the runtime cannot load or export it: concerns are still encoded, only slower."""
+        try:
+            from index.onnx_runtime import OnnxTransformer, OnnxUnsupported, build_onnx, pooling_mode
+        except ImportError as exc:
+            log.warning("ONNX Runtime is not installed (%s); the encoder uses torch", exc)
+            return "torch"
         try:
             pooling = pooling_mode(path)
         except OnnxUnsupported as exc:
@@ -169,7 +173,12 @@ class Encoder:
             return "torch"
         from transformers import AutoConfig, AutoTokenizer
 
-        self._onnx = OnnxTransformer(build_onnx(path, self.quantized), pooling, threads)
+        try:
+            self._onnx = OnnxTransformer(build_onnx(path, self.quantized), pooling, threads)
+        except Exception as exc:  # export or session failure (disk full, broken graph): torch still works
+            log.warning("ONNX Runtime could not run %s (%s: %s); the encoder uses torch", path,
+                        type(exc).__name__, exc)
+            return "torch"
         self._tokenizer = AutoTokenizer.from_pretrained(str(path))
         self._max_positions = int(getattr(AutoConfig.from_pretrained(str(path)), "max_position_embeddings", 1 << 30))
         return "onnx"

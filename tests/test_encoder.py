@@ -279,6 +279,22 @@ def test_onnx_runtime_falls_back_to_torch_for_other_modules(
         Encoder(folder, runtime="tensorflow")
 
 
+def test_onnx_runtime_failure_falls_back_to_torch(
+        tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """An export or session failure (disk full, broken graph) costs speed, never the concern's vector."""
+    from index import onnx_runtime
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(onnx_runtime, "build_onnx", broken)
+    folder = _tiny_folder(tmp_path, model_dir, pooling="mean")
+    with caplog.at_level("WARNING", logger="index.encoder"):
+        enc = Encoder(folder, runtime="onnx")
+    assert enc.runtime == "torch" and enc.encode(["路灯坏了"]).shape == (1, 48)
+    assert "No space left on device" in caplog.text
+
+
 def test_onnx_int8_stays_close_to_fp32(model_dir: Path) -> None:
     """The service's setting (128 tokens, int8 on ONNX Runtime) against torch fp32 at the same limit."""
     fp32 = Encoder(model_dir, max_seq_length=128)
