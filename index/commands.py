@@ -250,17 +250,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(json.dumps(figures), flush=True)
         results["index"].append(figures)
     if args.decision_n:
-        overrides: dict[str, Any] = {}
-        if args.int8 is not None:
-            overrides["quantize"] = args.int8
-        if args.max_seq_length:
-            overrides["max_seq_length"] = args.max_seq_length
-        if args.threads:
-            overrides["threads"] = args.threads
-        if args.runtime:
-            overrides["runtime"] = args.runtime
+        from index.encoder import encoder_from_settings, encoder_overrides
+
+        overrides = encoder_overrides(quantize=args.int8, max_seq_length=args.max_seq_length,
+                                      threads=args.threads, runtime=args.runtime)
         if overrides:
-            from index.encoder import encoder_from_settings
 
             encoder = encoder_from_settings(**overrides)
         elif encoder is None:

@@ -230,15 +230,13 @@ class Encoder:
 
     def _forward(self, batch: list[str]) -> np.ndarray:
         """Pooled float32 vectors of prepared strings (one padded batch, not normalised)."""
+        # Re-tokenising a batch is cheaper than padding a fast tokenizer's output by hand.
+        features = self._tokenizer(batch, padding=True, truncation=True, max_length=self.max_seq_length,
+                                   return_tensors="np" if self._onnx is not None else "pt")
         if self._onnx is not None:
-            features = self._tokenizer(batch, padding=True, truncation=True, max_length=self.max_seq_length,
-                                       return_tensors="np")
             return self._onnx(features["input_ids"], features["attention_mask"])
         import torch
 
-        # Re-tokenising a batch is cheaper than padding a fast tokenizer's output by hand.
-        features = self._tokenizer(batch, padding=True, truncation=True, max_length=self.max_seq_length,
-                                   return_tensors="pt")
         with torch.inference_mode():
             return self.model(dict(features))["sentence_embedding"].float().numpy()
 
@@ -276,6 +274,12 @@ def encoder_from_settings(**overrides: Any) -> Encoder:
     }
     kwargs.update(overrides)
     return Encoder(**kwargs)
+
+
+def encoder_overrides(**options: Any) -> dict[str, Any]:
+    """`encoder_from_settings` overrides from command-line options: unset ones (None, 0, "") keep
+    intake.yml's value; an explicit False (--no-int8) is kept."""
+    return {k: v for k, v in options.items() if v is not None and (isinstance(v, bool) or v)}
 
 
 def configured_name() -> str:

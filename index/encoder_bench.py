@@ -86,21 +86,11 @@ def agreement(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from index.encoder import encoder_from_settings
+    from index.encoder import encoder_from_settings, encoder_overrides
 
-    overrides: dict[str, Any] = {}
-    if args.threads:
-        overrides["threads"] = args.threads
-    if args.runtime:
-        overrides["runtime"] = args.runtime
-    if args.model:
-        overrides["model_path"] = args.model
-    if args.max_seq_length:
-        overrides["max_seq_length"] = args.max_seq_length
-    if args.batch_size:
-        overrides["batch_size"] = args.batch_size
-    if args.quantize is not None:
-        overrides["quantize"] = args.quantize
+    overrides = encoder_overrides(threads=args.threads, runtime=args.runtime, model_path=args.model,
+                                  max_seq_length=args.max_seq_length, batch_size=args.batch_size,
+                                  quantize=args.quantize)
     encoder = encoder_from_settings(**overrides)
     figures: dict[str, Any] = {
         "model": encoder.name,
