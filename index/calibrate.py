@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from index.dedup import CALIBRATION_FILE, DEFAULT_CALIBRATION
-from index.evaluate import Encode, embed_cached, message_text, pairwise_scores, parse_time
+from index.evaluate import Encode, embed_cached, message_text, pair_counts, parse_time, scores_from_counts
 from index.features import FEATURE_NAMES, pair_features, profile
 
 
@@ -141,15 +141,6 @@ def calibrate(clusters: list[dict[str, Any]] | None, pairs: list[dict[str, Any]]
     return result
 
 
-
-
-def _pair_counts(truth: list[Any], predicted: list[Any]) -> tuple[int, int, int]:
-    """(true pairs, predicted pairs, both) of "same case"; None in `truth` is a cluster of its own."""
-    scores = pairwise_scores(truth, predicted)
-    tp = round(scores["precision"] * scores["predicted_pairs"]) if scores["predicted_pairs"] else 0
-    return int(scores["true_pairs"]), int(scores["predicted_pairs"]), int(tp)
-
-
 def cross_validate(messages: list[dict[str, Any]], encode: Encode, model_name: str, folds: int = 5,
                    seed: int = 0, merge_precision: float = 0.97, ask_precision: float = 0.6,
                    progress: bool = True) -> dict[str, Any]:
@@ -183,12 +174,10 @@ def cross_validate(messages: list[dict[str, Any]], encode: Encode, model_name: s
                                          lambda index, fetch, p=params: DuplicateDetector(index, fetch, p), False)
         truth = [m.get("label") for m in held_messages]
         for key, predicted in (("merge", case_merge), ("merge_or_ask", case_ask)):
-            totals[key] = [a + b for a, b in zip(totals[key], _pair_counts(truth, predicted), strict=True)]
+            totals[key] = [a + b for a, b in zip(totals[key], pair_counts(truth, predicted), strict=True)]
     result: dict[str, Any] = {"folds": folds, "seed": seed, "messages": len(messages)}
-    for key, (true, predicted, tp) in totals.items():
-        precision = tp / predicted if predicted else float("nan")
-        recall = tp / true if true else float("nan")
-        f1 = 2 * precision * recall / (precision + recall) if tp else 0.0
-        result[key] = {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4),
-                       "true_pairs": true, "predicted_pairs": predicted}
+    for key, counts in totals.items():
+        scores = scores_from_counts(*counts)
+        result[key] = {**{k: round(scores[k], 4) for k in ("precision", "recall", "f1")},
+                       "true_pairs": scores["true_pairs"], "predicted_pairs": scores["predicted_pairs"]}
     return result

@@ -94,8 +94,9 @@ def precision_recall(labels: Sequence[int], predicted: Sequence[int]) -> dict[st
     return {"precision": precision, "recall": recall, "f1": f1}
 
 
-def pairwise_scores(truth: Sequence[Any], predicted: Sequence[Any]) -> dict[str, float]:
-    """Pairwise precision/recall/F1 of "same case"; None in `truth` means a cluster of its own."""
+def pair_counts(truth: Sequence[Any], predicted: Sequence[Any]) -> tuple[int, int, int]:
+    """(true pairs, predicted pairs, pairs in both) of "same case"; None in `truth` is a cluster of its own.
+    Counts rather than ratios, so several replays (cross-validation folds) can be summed."""
     def pairs(groups: Iterable[Any]) -> set[tuple[int, int]]:
         members: dict[Any, list[int]] = {}
         for i, g in enumerate(groups):
@@ -104,12 +105,20 @@ def pairwise_scores(truth: Sequence[Any], predicted: Sequence[Any]) -> dict[str,
         return {pair for ids in members.values() for pair in combinations(ids, 2)}
 
     true_pairs, pred_pairs = pairs(truth), pairs(predicted)
-    tp = len(true_pairs & pred_pairs)
-    precision = tp / len(pred_pairs) if pred_pairs else float("nan")
-    recall = tp / len(true_pairs) if true_pairs else float("nan")
+    return len(true_pairs), len(pred_pairs), len(true_pairs & pred_pairs)
+
+
+def scores_from_counts(true: int, predicted: int, tp: int) -> dict[str, float]:
+    """Pairwise precision/recall/F1 from `pair_counts(...)`."""
+    precision = tp / predicted if predicted else float("nan")
+    recall = tp / true if true else float("nan")
     f1 = 2 * precision * recall / (precision + recall) if tp else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1,
-            "true_pairs": len(true_pairs), "predicted_pairs": len(pred_pairs)}
+    return {"precision": precision, "recall": recall, "f1": f1, "true_pairs": true, "predicted_pairs": predicted}
+
+
+def pairwise_scores(truth: Sequence[Any], predicted: Sequence[Any]) -> dict[str, float]:
+    """Pairwise precision/recall/F1 of "same case"; None in `truth` means a cluster of its own."""
+    return scores_from_counts(*pair_counts(truth, predicted))
 
 
 def _clean(metrics: dict[str, Any]) -> dict[str, Any]:
