@@ -191,9 +191,12 @@ def anchor_text(text: str | None, place: str | None = None) -> str:
     return half_width(f"{place or ''} {(text or '')[:MAX_CHARS]}".strip())
 
 
+NOT_WORD_RE = re.compile(r"[^\u4e00-\u9fa5A-Za-z0-9]")
+
+
 def bigrams_of(full: str) -> frozenset[str]:
     """Character bigrams of the Chinese characters, letters and digits of `anchor_text(...)`."""
-    compact = re.sub(r"[^\u4e00-\u9fa5A-Za-z0-9]", "", full)
+    compact = NOT_WORD_RE.sub("", full)
     return frozenset(map(operator.add, compact, compact[1:]))
 
 
@@ -209,8 +212,7 @@ def head_bigrams(full: str) -> frozenset[str]:
     """Bigrams of the headline of `anchor_text(...)` (the resident's place, if given, leads it), or none
     when the text is a single sentence or its first sentence is too long to be a title."""
     first, following = split_headline(full)
-    compact_following = re.sub(r"[^\u4e00-\u9fa5A-Za-z0-9]", "", following)
-    if not first or len(first) > MAX_HEADLINE_CHARS or len(compact_following) < MIN_FOLLOWING_CHARS:
+    if not first or len(first) > MAX_HEADLINE_CHARS or len(NOT_WORD_RE.sub("", following)) < MIN_FOLLOWING_CHARS:
         return frozenset()
     return bigrams_of(first)
 
