@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from bot.reports.compose import build_report, sort_sentences
-from bot.reports.redact import redact
+from bot.text.redact import redact
 from bot.reports.render import render
 from bot.topics.taxonomy import load_taxonomy
 

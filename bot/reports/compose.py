@@ -10,7 +10,7 @@ import jieba
 import jieba.analyse
 
 from bot.config import settings
-from bot.reports.redact import redact
+from bot.text.redact import redact
 from bot.topics.taxonomy import Taxonomy
 
 jieba.setLogLevel(logging.WARNING)

@@ -1,4 +1,4 @@
-"""Personal-data redaction for text that leaves the intake service (reports, digests, webhooks)."""
+"""Personal-data redaction: the one path every surface uses (reports, digests, case views, replies, logs)."""
 
 from __future__ import annotations
 
