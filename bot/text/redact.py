@@ -50,3 +50,14 @@ def redact(text: str, keep_contact: bool = False, known_names: Iterable[str] = (
     text = SURNAME_ONLY.sub(lambda m: m.group(1) + "某", text)
     text = TITLED.sub(lambda m: "某" + m.group(2), text)
     return text
+
+
+_CLAUSE_END = re.compile(r"[。！？!?；;\n]")
+
+
+def subject_line(text: str, limit: int = 30) -> str:
+    """A redacted one-line subject of a concern (its first sentence, shortened): what strangers, other
+    residents and merge offers may see. Redaction runs on the whole text first, so a mask is never cut."""
+    clean = " ".join(redact(text or "").split())
+    first = _CLAUSE_END.split(clean, maxsplit=1)[0].strip() or clean
+    return first if len(first) <= limit else first[: limit - 1] + "…"
