@@ -11,8 +11,7 @@ from bot.reports.render import render
 from bot.routing.models import DigestState, Member, Route
 from bot.storage.models import CASE_STATUS_LABELS, Case, utcnow
 from bot.topics.taxonomy import Taxonomy, default_taxonomy
-
-OPEN_STATUSES = {"received", "assigned", "accepted", "in_progress"}
+from bot.workflow.overdue import is_overdue
 
 
 @dataclass
@@ -54,7 +53,8 @@ def build_digest(session, member_id: str, now: datetime | None = None,
             new.append(_row(case, taxonomy))
         elif str(case.id) in before and case.supporter_count > int(before[str(case.id)]):
             grown.append({**_row(case, taxonomy), "before": int(before[str(case.id)])})
-        if case.due_at and case.due_at < now and case.status in OPEN_STATUSES:
+        # Overdue as the workflow defines it: open, past the deadline, clock not paused for the resident.
+        if is_overdue(case, now):
             overdue.append(_row(case, taxonomy))
     snapshot = {str(c.id): int(c.supporter_count or 1) for c in cases.values()}
     return Digest(member_id, new, grown, overdue, snapshot)
