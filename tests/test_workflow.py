@@ -3,10 +3,12 @@ what, public replies versus internal notes, and edits from a stale page."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.orm import sessionmaker
 
 from bot.routing.models import OutboxMessage, Route
 from bot.storage import repository
@@ -30,7 +32,13 @@ from bot.workflow.errors import (
     PermissionDenied,
 )
 from bot.workflow.states import OPEN_STATES, STATES, TRANSITIONS, transitions_from
-from tests.workflow_helpers import ADMIN, BAI, STAFF, SU, SYSTEM, ZHOU, file_case, wf  # noqa: F401
+from tests.workflow_helpers import ADMIN, BAI, STAFF, SU, SYSTEM, ZHOU, file_case, workflow_db
+
+
+@pytest.fixture()
+def wf(database_url: str) -> Iterator[sessionmaker]:
+    yield from workflow_db(database_url)
+
 
 NOW = datetime(2026, 9, 7, 2, 0)  # Monday 10:00 in China
 

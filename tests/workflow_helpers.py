@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 
-import pytest
 from sqlalchemy.orm import sessionmaker
 
 from bot.routing.dispatch import current_directory, reset_directory_cache
@@ -23,9 +22,9 @@ BAI = SimpleActor("u-bai", "member", member_id="m_bai_zhi", committee="education
 ZHOU = SimpleActor("u-zhou", "member", member_id="m_zhou_jian", committee="urban_rural")
 
 
-@pytest.fixture()
-def wf(database_url: str) -> Iterator[sessionmaker]:
-    """Sessions over a database migrated by `alembic upgrade heads`, holding routing.yml's directory."""
+def workflow_db(database_url: str) -> Iterator[sessionmaker]:
+    """Sessions over a database migrated by `alembic upgrade heads`, holding routing.yml's directory.
+    Each test module wraps it in its own `wf` fixture (`yield from workflow_db(database_url)`)."""
     db.upgrade(database_url)
     reset_directory_cache()
     factory = db.session_factory(database_url)
