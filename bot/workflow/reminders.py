@@ -39,7 +39,8 @@ def send_reminders(session: Session, now: datetime | None = None) -> int:
     day = deadlines.local_date(now)
     reminded = 0
     for case in session.query(Case).filter(overdue_filter(now)).order_by(Case.id):
-        days_late = deadlines.working_days_between(case.due_at, now)
+        # due_at is the midnight after the last allowed day; count late days from that last day.
+        days_late = max(1, deadlines.working_days_between(case.due_at - timedelta(seconds=1), now))
         added = 0
         for member_id in reminder_recipients(session, case):
             added += notify_member(
