@@ -37,11 +37,13 @@ def workflow_db(database_url: str) -> Iterator[sessionmaker]:
 
 
 def file_case(factory: sessionmaker, text: str = "小区门口的路灯坏了一个多月，晚上很黑。",
-              when: datetime | None = None, place: str | None = "东湖区清河街道") -> str:
-    """A resident's report stored as a new case (status received); returns its number."""
+              when: datetime | None = None, place: str | None = "东湖区清河街道",
+              topic: str | None = "urban_construction") -> str:
+    """A resident's report stored as a new case (status received, topic already classified, so routing
+    needs no classifier); returns its number."""
     with factory() as session:
         submission = repository.create_submission(session, text=text, place=place, created_at=when,
-                                                  sender="pseudo-1")
+                                                  sender="pseudo-1", topic=topic, topic_confidence=0.9)
         number = submission.case.number
         session.commit()
     return number
