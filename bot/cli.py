@@ -29,6 +29,7 @@ COMMAND_MODULES = [
     "bot.topics.commands",       # eval topics, train-topics
     "bot.routing.commands",      # routing check / load, digest, deliver
     "bot.channels.commands",     # campaign create
+    "bot.workflow.commands",     # remind (催办), month (monthly figures, Excel)
 ]
 
 GROUPS = {
