@@ -112,9 +112,13 @@ def test_role_refusals(wf) -> None:
         act(wf, SU, number, "resolve")  # not from assigned
     with pytest.raises(MissingText):
         act(wf, SU, number, "decline", text="  ")  # a decline needs its reason
+    with pytest.raises(PermissionDenied):
+        act(wf, BAI, number, "accept")  # sees the case (committee), but it was assigned to 苏文
     act(wf, SU, number, "accept")
     with pytest.raises(PermissionDenied):
-        act(wf, BAI, number, "reply", text="已联系")  # sees the case (committee), but does not hold it
+        act(wf, BAI, number, "reply", text="已联系")  # nor may he reply on it
+    with pytest.raises(PermissionDenied):
+        act(wf, BAI, number, "decline", text="不归我管")  # nor send it back
     with pytest.raises(PermissionDenied):
         act(wf, ZHOU, number, "start")  # not routed to him at all
     with pytest.raises(MissingText):

@@ -105,8 +105,12 @@ def check_transition(session: Session, actor: Actor, number: str,
         raise ConcurrentEdit()
     if case.status not in transition.sources:
         raise InvalidTransition(f"案件当前为“{state_label(case.status)}”，不能进行“{transition.label}”操作。")
-    if actor.role == "member" and transition.assignee_only and case.assignee_member_id != actor.member_id:
-        raise PermissionDenied(f"只有承办委员可以进行“{transition.label}”操作。")
+    if actor.role == "member":
+        # A case held by one member is theirs alone; one routed to several (or to a committee) without a
+        # holder may be taken by any of them: the first 接单 wins, the others then find it held.
+        held_by_other = case.assignee_member_id is not None and case.assignee_member_id != actor.member_id
+        if held_by_other or (transition.assignee_only and case.assignee_member_id is None):
+            raise PermissionDenied(f"这个案件由其他委员承办，您不能进行“{transition.label}”操作。")
     if transition.needs_text == "reason":
         _clean(request.text, "理由")
     elif transition.needs_text == "public_reply":
@@ -160,7 +164,7 @@ def do_transition(session: Session, actor: Actor, case: Case, transition: Transi
         record_event(session, case, "reopen_reason", actor, visibility="internal", note=text, when=now)
 
     case.status = transition.target
-    start_clock(case, now)
+    start_clock(case, now)  # 转办 restarts in_progress's clock too: the department gets its full time
     note = "已转交相关部门办理，政协将跟踪督办" if action == "transfer" else CASE_STATUS_LABELS.get(case.status)
     event = record_event(session, case, "status" if before != case.status else action, actor,
                          visibility="public", status=case.status, note=note, details=details, when=now)

@@ -41,8 +41,8 @@ class Transition:
     sources: frozenset[str]
     target: str  # the same as a source for in-state actions (转办 keeps in_progress)
     roles: frozenset[str]
-    # A member may act only on a case they hold (assignee) or that was routed to them or their committee;
-    # `assignee_only` narrows that to the member who holds it (接单 is open to every routed member).
+    # A member acts only on a case routed to them or their committee and not held by another member;
+    # `assignee_only` further requires that they hold it (接单 and 退回 are open to every routed member).
     assignee_only: bool = False
     needs_text: str | None = None  # "reason" | "public_reply" | None: what the form must carry
 
@@ -60,7 +60,7 @@ TRANSITIONS: dict[str, Transition] = {t.action: t for t in (
     _t("assign", "派单", {"received", "assigned", "reopened"}, "assigned", STAFF),
     _t("accept", "接单", {"assigned"}, "accepted", {"admin", "member"}),
     _t("decline", "退回值班室", {"assigned", "accepted"}, "received", {"admin", "member"},
-       assignee_only=False, needs_text="reason"),
+       needs_text="reason"),
     _t("start", "开始办理", {"accepted", "reopened"}, "in_progress", WORKERS, assignee_only=True),
     _t("transfer", "转办督办", {"accepted", "in_progress"}, "in_progress", STAFF, needs_text="reason"),
     _t("reply", "答复群众", {"accepted", "in_progress", "reopened"}, "replied", WORKERS,
