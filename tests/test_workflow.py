@@ -3,6 +3,7 @@ what, public replies versus internal notes, and edits from a stale page."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import datetime
 
@@ -223,3 +224,30 @@ def test_stale_edit_fails_with_a_clear_message(wf) -> None:
         assert case.status == "accepted" and case.assignee_member_id == "m_su_wen"
         assert session.query(CaseEvent).filter_by(case_id=case.id, kind="public_reply").count() == 0
         assert session.query(Route).filter_by(case_id=case.id, member_id="m_zhou_jian").count() == 0
+
+
+def test_two_simultaneous_edits_one_wins(wf) -> None:
+    """Two people press "派单" on the same page at the same moment: one edit lands, the other is told."""
+    number = file_case(wf)
+    seen = case_row(wf, number).version
+    barrier, outcomes = threading.Barrier(2), []
+
+    def press(member_id: str) -> None:
+        barrier.wait()
+        try:
+            act(wf, STAFF, number, "assign", member_id=member_id, expected_version=seen)
+            outcomes.append(("ok", member_id))
+        except ConcurrentEdit:
+            outcomes.append(("refused", member_id))
+
+    threads = [threading.Thread(target=press, args=(m,)) for m in ("m_su_wen", "m_zhou_jian")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(kind for kind, _ in outcomes) == ["ok", "refused"]
+    winner = next(member for kind, member in outcomes if kind == "ok")
+    case = case_row(wf, number)
+    assert case.assignee_member_id == winner and case.version == seen + 1
+    with wf() as session:
+        assert session.query(Route).filter_by(case_id=case.id).count() == 1
