@@ -18,6 +18,7 @@ from bot.workflow.access import access_case, visible_cases
 from bot.workflow.actors import SimpleActor
 from bot.workflow.cases import (
     TransitionRequest,
+    allowed_actions,
     check_case_work,
     check_transition,
     do_internal_note,
@@ -115,7 +116,16 @@ def test_role_refusals(wf) -> None:
         act(wf, SU, number, "decline", text="  ")  # a decline needs its reason
     with pytest.raises(PermissionDenied):
         act(wf, BAI, number, "accept")  # sees the case (committee), but it was assigned to 苏文
+    with wf() as session:
+        case = repository.get_case_by_number(session, number)
+        assert [t.action for t in allowed_actions(SU, case)] == ["accept", "decline"]
+        assert allowed_actions(BAI, case) == []
+        assert [t.action for t in allowed_actions(STAFF, case)] == ["assign"]
     act(wf, SU, number, "accept")
+    with wf() as session:
+        case = repository.get_case_by_number(session, number)
+        assert [t.action for t in allowed_actions(SU, case)] == ["decline", "start", "reply"]
+        assert [t.action for t in allowed_actions(STAFF, case)] == ["start", "transfer", "reply"]  # on behalf
     with pytest.raises(PermissionDenied):
         act(wf, BAI, number, "reply", text="已联系")  # nor may he reply on it
     with pytest.raises(PermissionDenied):

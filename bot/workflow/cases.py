@@ -21,7 +21,13 @@ from bot.storage.models import CASE_STATUS_LABELS, Case, CaseEvent, utcnow
 from bot.workflow import deadlines
 from bot.workflow.access import access_case
 from bot.workflow.actors import Actor, actor_ref
-from bot.workflow.errors import ConcurrentEdit, InvalidTransition, MissingText, PermissionDenied
+from bot.workflow.errors import (
+    ConcurrentEdit,
+    InvalidTransition,
+    MissingText,
+    PermissionDenied,
+    WorkflowError,
+)
 from bot.workflow.notify import duty_desk_id, notify_member
 from bot.workflow.overdue import is_overdue
 from bot.workflow.states import TRANSITIONS, WORKERS, Transition, is_open, state_label
@@ -92,6 +98,26 @@ class TransitionRequest:
     expected_version: int | None = None
 
 
+def _refusal(actor: Actor, case: Case, transition: Transition) -> WorkflowError | None:
+    """Why `actor` may not take `transition` on `case` now (access to the case already granted)."""
+    if actor.role not in transition.roles:
+        return PermissionDenied(f"您的角色不能进行“{transition.label}”操作。")
+    if case.status not in transition.sources:
+        return InvalidTransition(f"案件当前为“{state_label(case.status)}”，不能进行“{transition.label}”操作。")
+    if actor.role == "member":
+        # A case held by one member is theirs alone; one routed to several (or to a committee) without a
+        # holder may be taken by any of them: the first 接单 wins, the others then find it held.
+        held_by_other = case.assignee_member_id is not None and case.assignee_member_id != actor.member_id
+        if held_by_other or (transition.assignee_only and case.assignee_member_id is None):
+            return PermissionDenied(f"这个案件由其他委员承办，您不能进行“{transition.label}”操作。")
+    return None
+
+
+def allowed_actions(actor: Actor, case: Case) -> list[Transition]:
+    """The transitions `actor` may take on a case they can see (the case page's buttons), table order."""
+    return [t for t in TRANSITIONS.values() if _refusal(actor, case, t) is None]
+
+
 def check_transition(session: Session, actor: Actor, number: str,
                      request: TransitionRequest) -> tuple[Case, Transition]:
     """Validate a transition request and ask access. Raises a WorkflowError (see bot.workflow.errors)."""
@@ -103,14 +129,9 @@ def check_transition(session: Session, actor: Actor, number: str,
     case = access_case(session, actor, number, for_update=True)
     if request.expected_version is not None and case.version != request.expected_version:
         raise ConcurrentEdit()
-    if case.status not in transition.sources:
-        raise InvalidTransition(f"案件当前为“{state_label(case.status)}”，不能进行“{transition.label}”操作。")
-    if actor.role == "member":
-        # A case held by one member is theirs alone; one routed to several (or to a committee) without a
-        # holder may be taken by any of them: the first 接单 wins, the others then find it held.
-        held_by_other = case.assignee_member_id is not None and case.assignee_member_id != actor.member_id
-        if held_by_other or (transition.assignee_only and case.assignee_member_id is None):
-            raise PermissionDenied(f"这个案件由其他委员承办，您不能进行“{transition.label}”操作。")
+    refusal = _refusal(actor, case, transition)
+    if refusal is not None:
+        raise refusal
     if transition.needs_text == "reason":
         _clean(request.text, "理由")
     elif transition.needs_text == "public_reply":
