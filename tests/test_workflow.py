@@ -261,3 +261,14 @@ def test_two_simultaneous_edits_one_wins(wf) -> None:
     assert case.assignee_member_id == winner and case.version == seen + 1
     with wf() as session:
         assert session.query(Route).filter_by(case_id=case.id).count() == 1
+
+
+def test_member_messages_carry_no_personal_data(wf) -> None:
+    number = file_case(wf, "我叫王小明，电话13812345678，我家楼下的路灯坏了一个月。")
+    act(wf, STAFF, number, "assign", member_id="m_su_wen")
+    with wf() as session:
+        case = repository.get_case_by_number(session, number)
+        message = session.query(OutboxMessage).filter_by(case_id=case.id, member_id="m_su_wen").one()
+        text = message.subject + message.body
+        assert message.subject.startswith("【派单】") and number in message.subject
+        assert "13812345678" not in text and "王小明" not in text

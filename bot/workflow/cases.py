@@ -28,7 +28,7 @@ from bot.workflow.errors import (
     PermissionDenied,
     WorkflowError,
 )
-from bot.workflow.notify import duty_desk_id, notify_member
+from bot.workflow.notify import case_subject, duty_desk_id, notify_member
 from bot.workflow.overdue import is_overdue
 from bot.workflow.states import TRANSITIONS, WORKERS, Transition, is_open, state_label
 
@@ -171,7 +171,7 @@ def do_transition(session: Session, actor: Actor, case: Case, transition: Transi
         case.assignee_member_id, case.assignee_committee_id = desk, None
         if desk:
             notify_member(session, desk, case, key=f"declined:{case.id}:{case.version}",
-                          subject=f"【退回】{case.title}（{case.number}）",
+                          subject=f"【退回】{case_subject(case)}（{case.number}）",
                           lines=[f"退回理由：{text}", "请重新派单。"])
     elif action == "transfer":
         case.department = (request.department or "").strip()[:100]
@@ -206,14 +206,14 @@ def _assign(session: Session, actor: Actor, case: Case, member_id: str | None, c
             session.add(Route(case_id=case.id, member_id=member.id, committee_id=case.assignee_committee_id,
                               reason=f"assign:{actor_ref(actor)}", created_at=now))
         notify_member(session, member.id, case, key=f"assign:{case.id}:{member.id}:{case.version}",
-                      subject=f"【派单】{case.title}（{case.number}）",
+                      subject=f"【派单】{case_subject(case)}（{case.number}）",
                       lines=[f"地点：{case.place or '未注明'}", f"反映人数：{case.supporter_count} 人",
                              f"请在 {deadlines.deadline_days('assigned')} 个工作日内接单或退回。"])
     elif case.assignee_committee_id:
         for (mid,) in session.query(Member.id).filter(Member.committee_id == case.assignee_committee_id,
                                                       Member.active.is_(True)):
             notify_member(session, mid, case, key=f"assign:{case.id}:{mid}:{case.version}",
-                          subject=f"【派单】{case.title}（{case.number}）",
+                          subject=f"【派单】{case_subject(case)}（{case.number}）",
                           lines=[f"地点：{case.place or '未注明'}", "已派给您所在的专委会，请安排接单。"])
 
 

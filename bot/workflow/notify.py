@@ -9,11 +9,17 @@ from bot.config import settings
 from bot.delivery.outbox import enqueue
 from bot.routing.models import Member
 from bot.storage.models import Case
+from bot.text.redact import subject_line
 
 
 def console_link(number: str) -> str:
     base = str(settings().get("service", {}).get("public_url", "")).rstrip("/")
     return f"{base}/console/cases/{number}"
+
+
+def case_subject(case: Case) -> str:
+    """What a message subject says about the case: a short redacted line, never raw resident text."""
+    return subject_line(case.title or case.summary or "") or "群众反映"
 
 
 def notify_member(session: Session, member_id: str, case: Case, *, key: str, subject: str,

@@ -15,7 +15,7 @@ from bot.routing.models import Route
 from bot.storage.models import Case, utcnow
 from bot.workflow import deadlines
 from bot.workflow.cases import record_event
-from bot.workflow.notify import duty_desk_id, notify_member
+from bot.workflow.notify import case_subject, duty_desk_id, notify_member
 from bot.workflow.overdue import overdue_filter
 from bot.workflow.states import state_label
 
@@ -45,7 +45,7 @@ def send_reminders(session: Session, now: datetime | None = None) -> int:
         for member_id in reminder_recipients(session, case):
             added += notify_member(
                 session, member_id, case, key=f"remind:{case.id}:{case.status}:{day:%Y%m%d}:{member_id}",
-                subject=f"【催办】{case.title}（{case.number}）", kind="reminder",
+                subject=f"【催办】{case_subject(case)}（{case.number}）", kind="reminder",
                 lines=[f"当前状态：{state_label(case.status)}", f"办理期限：{due_day_text(case)}",
                        f"已超期 {days_late} 个工作日，请尽快处理。"])
         if added:
