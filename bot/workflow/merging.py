@@ -72,7 +72,6 @@ def do_merge_cases(session: Session, actor: Actor, source: Case, target: Case,
     session.query(Submission).filter(Submission.id.in_(moved)).update(
         {Submission.case_id: target.id}, synchronize_session=False)
     target.supporter_count = (target.supporter_count or 0) + len(moved)
-    source.supporter_count = 0
     source.status, source.merged_into_id = "merged", target.id
     start_clock(source, now)
     session.flush()
