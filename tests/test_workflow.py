@@ -170,6 +170,14 @@ def test_whole_loop_records_every_actor(wf) -> None:
         assert internal == {("supervision", "请一周内书面答复"), ("reopen_reason", "灯还是不亮")}
         replies = [e.note for e in public_events(session, case) if e.kind == "public_reply"]
         assert replies == ["住建局已安排本周内维修路灯。", "已更换灯具，今晚起恢复照明。"]
+    with wf() as session:  # right after a reply, the progress answer is the reply itself
+        number = file_case(wf)
+        act(wf, STAFF, number, "assign", member_id="m_su_wen")
+        act(wf, SU, number, "accept")
+        act(wf, SU, number, "reply", text="已约社区明早现场查看。")
+        case = repository.get_case_by_number(session, number)
+        assert case.status == "replied"
+        assert repository.last_update(session, case).note == "已约社区明早现场查看。"
         assert session.query(OutboxMessage).filter(OutboxMessage.key.like(f"assign:{case.id}:m_su_wen:%")).count() == 1
 
 

@@ -179,8 +179,6 @@ def do_transition(session: Session, actor: Actor, case: Case, transition: Transi
         if text:
             record_event(session, case, "supervision", actor, visibility="internal", note=text,
                          details={"department": case.department}, when=now)
-    elif action == "reply":
-        record_event(session, case, "public_reply", actor, visibility="public", note=text, when=now)
     elif action == "reopen":
         record_event(session, case, "reopen_reason", actor, visibility="internal", note=text, when=now)
 
@@ -189,6 +187,9 @@ def do_transition(session: Session, actor: Actor, case: Case, transition: Transi
     note = "已转交相关部门办理，政协将跟踪督办" if action == "transfer" else CASE_STATUS_LABELS.get(case.status)
     event = record_event(session, case, "status" if before != case.status else action, actor,
                          visibility="public", status=case.status, note=note, details=details, when=now)
+    if action == "reply":
+        # After the status event, so the latest public event (the progress answer) is the reply itself.
+        record_event(session, case, "public_reply", actor, visibility="public", note=text, when=now)
     session.flush()
     return event
 
