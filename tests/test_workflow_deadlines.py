@@ -16,6 +16,10 @@ from sqlalchemy.orm import sessionmaker
 from bot.config import REPO_ROOT, settings
 from bot.delivery.digest import build_digest
 from bot.routing.models import OutboxMessage
+from bot.service.analysis import Analysis
+from bot.service.intake import IntakePipeline
+from bot.service.metrics import Metrics
+from bot.service.sweep import RoutingSweep
 from bot.storage import repository
 from bot.storage.models import Case, CaseEvent
 from bot.workflow import deadlines
@@ -29,7 +33,7 @@ from bot.workflow.cases import (
 )
 from bot.workflow.errors import InvalidTransition
 from bot.workflow.overdue import is_overdue, overdue_filter
-from bot.workflow.reminders import send_reminders
+from bot.workflow.reminders import reminder_time, send_reminders
 from tests.workflow_helpers import STAFF, SU, file_case, workflow_db
 
 
@@ -168,3 +172,23 @@ def test_digest_lists_overdue_cases_but_not_paused_ones(wf) -> None:
         digest = build_digest(session, "m_su_wen", now=utc("2026-10-13 10:00"))
         assert [row["number"] for row in digest.overdue] == [late]
         assert build_digest(session, "m_su_wen", now=utc("2026-10-12 10:00")).overdue == []
+
+
+def test_periodic_reminders_wait_for_working_hours() -> None:
+    assert not reminder_time(utc("2026-10-12 08:59")) and reminder_time(utc("2026-10-12 09:00"))
+    assert reminder_time(utc("2026-10-10 10:00"))  # 调休 Saturday: a working day
+    assert not reminder_time(utc("2026-10-11 10:00"))  # Sunday
+    assert not reminder_time(utc("2026-10-05 10:00"))  # 国庆
+
+
+def test_the_intake_sweep_sends_the_days_reminders(wf) -> None:
+    late = in_progress(wf, utc("2026-09-21 10:00"))  # due at the end of 12 October
+    sweep = RoutingSweep(IntakePipeline(Analysis(wf), wf, Metrics()))
+    sweep.run_once(utc("2026-10-13 08:00"))  # before working hours: nothing yet
+    with wf() as session:
+        assert session.query(OutboxMessage).filter_by(kind="reminder").count() == 0
+    for minute in ("09:00", "09:01", "15:30"):  # every pass of the day after 9:00; one reminder
+        sweep.run_once(utc(f"2026-10-13 {minute}"))
+    with wf() as session:
+        rows = session.query(OutboxMessage).filter_by(kind="reminder").all()
+        assert [(r.member_id, r.payload["case_number"]) for r in rows] == [("m_su_wen", late)]

@@ -59,8 +59,13 @@ def is_working_day(day: date) -> bool:
         return day.weekday() < 5
 
 
+def local_time(when: datetime) -> datetime:
+    """A stored (naive UTC) time as China's wall-clock time."""
+    return when + _offset()
+
+
 def local_date(when: datetime) -> date:
-    return (when + _offset()).date()
+    return local_time(when).date()
 
 
 def local_midnight_utc(day: date) -> datetime:

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from bot.config import settings
 from bot.routing.models import Route
 from bot.storage.models import Case, utcnow
 from bot.workflow import deadlines
@@ -31,6 +32,15 @@ def reminder_recipients(session: Session, case: Case) -> list[str]:
         return routed
     desk = duty_desk_id(session)
     return [desk] if desk else routed
+
+
+def reminder_time(now: datetime | None = None) -> bool:
+    """Whether a periodic sweep should send reminders now: on working days, from
+    `workflow.reminder_hour` (local, default 9) on, so nobody is chased at midnight or on a holiday."""
+    now = now or utcnow()
+    hour = int((settings().get("workflow", {}) or {}).get("reminder_hour", 9))
+    local = deadlines.local_time(now)
+    return deadlines.is_working_day(local.date()) and local.hour >= hour
 
 
 def send_reminders(session: Session, now: datetime | None = None) -> int:
