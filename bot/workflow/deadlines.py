@@ -51,7 +51,10 @@ def _warn_out_of_range(year: int) -> None:
                 "(upgrade chinesecalendar once the State Council publishes that year's schedule)", year)
 
 
+@lru_cache(maxsize=4096)
 def is_working_day(day: date) -> bool:
+    # Cached: chinese_calendar validates each date against its whole table, ~0.1 ms a call, and monthly
+    # figures ask for the same few hundred days thousands of times.
     try:
         return bool(chinese_calendar.is_workday(day))
     except NotImplementedError:  # the package only knows years whose schedule has been published

@@ -23,12 +23,16 @@ from typing import Any
 
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.routing.models import Committee, Member, Route
 from bot.storage.models import Case, CaseEvent, utcnow
 from bot.workflow import deadlines
-from bot.workflow.states import OPEN_STATES
+from bot.workflow.states import OPEN_STATES, TRANSITIONS
+
+# Event kinds do_transition writes: "status", or the action's own name for an in-state step (转办).
+TRANSITION_KINDS = ("status", *TRANSITIONS)
 
 
 @dataclass(frozen=True)
@@ -61,19 +65,27 @@ class _CaseFacts:
     reply_days: int | None = None
 
 
-def _facts(session: Session, cases: dict[int, Case], as_of: datetime) -> dict[int, _CaseFacts]:
+def _facts(session: Session, case_ids, as_of: datetime) -> dict[int, _CaseFacts]:  # type: ignore[no-untyped-def]
+    # `case_ids` is a subquery (thousands of bound ids are slow to compile and to send), and rows are
+    # plain column tuples, not ORM objects: a month can hold tens of thousands of events.
+    cases = {row.id: row for row in session.query(
+        Case.id, Case.status, Case.created_at, Case.due_at, Case.waiting_since, Case.state_since,
+    ).filter(Case.id.in_(case_ids))}
     facts = {cid: _CaseFacts() for cid in cases}
-    events = (session.query(CaseEvent).filter(CaseEvent.case_id.in_(list(cases)), CaseEvent.created_at < as_of)
+    events = (session.query(CaseEvent.case_id, CaseEvent.status, CaseEvent.details, CaseEvent.created_at)
+              # Only transitions (bot.workflow.cases.do_transition) count, and carry the `late` flag.
+              .filter(CaseEvent.case_id.in_(case_ids), CaseEvent.created_at < as_of,
+                      CaseEvent.kind.in_(TRANSITION_KINDS))
               .order_by(CaseEvent.id))
-    for event in events:
-        f, details = facts[event.case_id], event.details or {}
-        f.late = f.late or bool(details.get("late"))
-        if event.status == "accepted":
+    for case_id, status, details, created_at in events:
+        f = facts[case_id]
+        f.late = f.late or bool((details or {}).get("late"))
+        if status == "accepted":
             f.accepted = True
-        if event.status in ("resolved", "closed"):
+        elif status in ("resolved", "closed"):
             f.resolved = True
-        if event.status == "replied" and f.reply_days is None:
-            f.reply_days = deadlines.working_days_between(cases[event.case_id].created_at, event.created_at)
+        elif status == "replied" and f.reply_days is None:
+            f.reply_days = deadlines.working_days_between(cases[case_id].created_at, created_at)
     for cid, case in cases.items():
         if (case.status in OPEN_STATES and case.waiting_since is None and case.due_at is not None
                 and case.due_at < as_of and (case.state_since is None or case.state_since < as_of)):
@@ -93,11 +105,10 @@ def month_rows(session: Session, year: int, month: int, now: datetime | None = N
     """Committee rows (by name), then member rows (by name); only those with cases this month."""
     start, end = month_bounds(year, month)
     as_of = min(end, now or utcnow())
-    routes = (session.query(Route.case_id, Route.member_id, Route.committee_id)
-              .join(Case, Case.id == Route.case_id)
-              .filter(Route.created_at >= start, Route.created_at < end, Case.status != "merged").all())
-    cases = {c.id: c for c in session.query(Case).filter(Case.id.in_({r.case_id for r in routes}))}
-    facts = _facts(session, cases, as_of)
+    in_month = (select(Route.case_id).join(Case, Case.id == Route.case_id)
+                .where(Route.created_at >= start, Route.created_at < end, Case.status != "merged"))
+    routes = session.execute(in_month.add_columns(Route.member_id, Route.committee_id)).all()
+    facts = _facts(session, in_month.scalar_subquery(), as_of)
     by_committee: dict[str, set[int]] = defaultdict(set)
     by_member: dict[str, set[int]] = defaultdict(set)
     for case_id, member_id, committee_id in routes:
