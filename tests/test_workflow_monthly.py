@@ -14,6 +14,8 @@ from sqlalchemy.orm import sessionmaker
 
 from bot.cli import main
 from bot.config import settings
+from bot.storage import db
+from bot.workflow.bench import run, seed
 from bot.workflow.cases import TransitionRequest, check_transition, do_transition
 from bot.workflow.merging import check_merge_cases, do_merge_cases
 from bot.workflow.monthly import HEADERS, export_month_xlsx, month_bounds, month_rows
@@ -130,3 +132,16 @@ def test_month_command_prints_json_and_writes_excel(september, database_url: str
                                     r["median_reply_days"]) for r in result["rows"]}
     assert got == EXPECTED  # the month is over, so figures are as of its end
     assert load_workbook(out).sheetnames == ["专委会", "委员"]
+
+
+def test_bench_workflow_seeds_a_month_it_then_measures(var_dir: Path) -> None:
+    url = f"sqlite:///{var_dir / 'bench.db'}"
+    db.upgrade(url)
+    seed(url, 200)
+    with db.session_scope(url) as session:
+        rows = month_rows(session, 2026, 9, now=datetime(2026, 10, 15))
+    members = [r for r in rows if r.scope == "member"]
+    assert sum(r.received for r in members) == 200 and len(members) == 5
+    assert all(r.accepted <= r.received and r.resolved <= r.accepted for r in members)
+    figures = run(cases=200, rounds=1)
+    assert figures["cases"] == 200 and set(figures["month_rows"]) == {"median_ms", "max_ms"}

@@ -1,5 +1,6 @@
 """CLI: `shangliang remind` (queue today's 催办 for overdue cases; run it from cron or a timer) and
-`shangliang month YEAR MONTH [--xlsx PATH]` (the month's figures as JSON, optionally as Excel)."""
+`shangliang month YEAR MONTH [--xlsx PATH]` (the month's figures as JSON, optionally as Excel) and
+`shangliang bench workflow` (their speed on synthetic cases)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,16 @@ def register(sub, groups) -> None:  # type: ignore[no-untyped-def]
     month.add_argument("month", type=int, choices=range(1, 13), metavar="MONTH")
     month.add_argument("--xlsx", help="also write them to this Excel file")
     month.set_defaults(func=cmd_month)
+    bench = groups["bench"].add_parser("workflow", help="monthly figures, Excel export and overdue count on N cases")
+    bench.add_argument("--cases", type=int, default=10000)
+    bench.add_argument("--rounds", type=int, default=5)
+    bench.set_defaults(func=_bench)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from bot.workflow.bench import cmd_bench
+
+    return cmd_bench(args)
 
 
 def cmd_remind(args: argparse.Namespace) -> int:
