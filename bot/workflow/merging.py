@@ -45,8 +45,11 @@ def _submission_ids(session: Session, case: Case) -> list[int]:
 def check_merge_cases(session: Session, actor: Actor, source_number: str,
                       target_number: str) -> tuple[Case, Case]:
     _require_staff(actor)
-    source = access_case(session, actor, source_number, for_update=True)
-    target = access_case(session, actor, target_number, for_update=True)
+    source = access_case(session, actor, source_number)
+    target = access_case(session, actor, target_number)
+    # Lock both rows in id order: two people merging A into B and B into A at once must not deadlock.
+    (session.query(Case).filter(Case.id.in_({source.id, target.id})).order_by(Case.id)
+     .with_for_update().populate_existing().all())
     if source.id == target.id:
         raise MergeError("不能把案件合并到它自己。")
     if source.status == "merged":
