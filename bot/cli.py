@@ -30,6 +30,7 @@ COMMAND_MODULES = [
     "bot.routing.commands",      # routing check / load, digest, deliver
     "bot.channels.commands",     # campaign create
     "bot.workflow.commands",     # remind (催办), month (monthly figures, Excel)
+    "bot.commands.eval_redaction",  # eval redaction: span precision/recall of bot.text.redact
 ]
 
 GROUPS = {
