@@ -94,11 +94,8 @@ def on_case_filed(session, case_id: int, directory: Directory | None = None,
         return []
     contacts = {c.submission_id: c for c in session.query(Contact).filter(
         Contact.submission_id.in_([s.id for s in submissions]))}
-    report = build_report(
-        case, submissions, taxonomy,
-        consent_by_submission={sid: bool(c.consent) for sid, c in contacts.items()},
-        names_by_submission={sid: c.name for sid, c in contacts.items() if c.name},
-    )
+    # Anonymity (Submission.anonymous) and consent (Contact.consent) decide what the report shows.
+    report = build_report(case, submissions, taxonomy, contacts=contacts)
     body = render("report.md.j2", r=report)
     subject = f"【社情民意】{report.category}｜{report.title}（{report.case_number}）"
     for recipient in recipients:
