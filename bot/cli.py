@@ -67,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    from bot.text.redact import install_log_redaction
+
+    install_log_redaction()  # every command's logs pass through the one redaction path
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help()

@@ -231,10 +231,11 @@ _BUILDING = rf"(?:\d{{1,3}}|[{_CN_NUM}]{{1,3}})(?:号楼|栋|幢|座|号?楼)"
 _UNIT = rf"(?:(?:\d{{1,2}}|[{_CN_NUM}]{{1,2}})单元)"
 # A room is a floor (1-2 digits) and a door (01-19..): "301", "1203"; "300户" is a count, not a door.
 _ROOM_NO = r"\d{1,2}(?:0[1-9]|1\d|2\d)"
-ROOM_AFTER_BUILDING = re.compile(rf"(?:{_BUILDING}{_UNIT}?|{_UNIT})(?P<room>{_ROOM_NO}(?:室|户|号房|号|房)?)"
-                                 r"(?![\d单元栋幢座楼层米年月日元])")
+# Without 室/户 the digits must not run on into another number, a floor or a unit ("3号楼12层").
+ROOM_AFTER_BUILDING = re.compile(rf"(?:{_BUILDING}{_UNIT}?|{_UNIT})"
+                                 rf"(?P<room>{_ROOM_NO}(?:房间|号房|室|户|房|(?![\d单元栋幢座楼层米年月日元号])))")
 ROOM_DASHED = re.compile(r"(?<![\d-])\d{1,3}-\d{1,2}-(?P<room>\d{3,4})(?![\d-])")
-ROOM_SUFFIX = re.compile(rf"(?<![\d有共约余近超过多第])(?P<room>{_ROOM_NO}(?:室|户|号房))")
+ROOM_SUFFIX = re.compile(rf"(?<![\d有共约余近超过多第])(?P<room>{_ROOM_NO}(?:房间|号房|室|户))")
 ROOM_DOORPLATE = re.compile(r"门牌(?:号)?(?:码)?(?:是|为)?[:：\s]*(?P<room>\d{1,4}(?:号|室)?)")
 # A second door in a list: "1单元302和303".
 ROOM_LIST = re.compile(rf"^(?:和|、|与|跟|及)(?P<room>{_ROOM_NO}(?:室|户)?)(?!\d)")

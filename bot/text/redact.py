@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from bot.text.normalize import normalize_with_offsets
 from bot.text.pii import COMPOUND_SURNAMES, KINDS, Span, find_all
@@ -93,3 +95,43 @@ def subject_line(text: str, limit: int = 30) -> str:
     clean = " ".join(redact(text or "").split())
     first = _CLAUSE_END.split(clean, maxsplit=1)[0].strip() or clean
     return first if len(first) <= limit else first[: limit - 1] + "…"
+
+
+# ---- logs ----------------------------------------------------------------------------------------
+_in_filter = threading.local()
+
+
+def redact_log_record(record: logging.LogRecord) -> bool:
+    """The log filter: the record's message, with its args merged in, is redacted in place (a resident's
+    phone or name in a log line becomes a mask). Usable as `handler.addFilter(redact_log_record)`; always
+    keeps the record."""
+    if getattr(_in_filter, "active", False):  # a record logged by redaction itself (or jieba loading)
+        return True
+    _in_filter.active = True
+    try:
+        message = record.getMessage()
+    except Exception:  # noqa: BLE001 - a bad format string: logging reports that itself
+        return True
+    else:
+        clean = FULL.redact(message)
+        if clean != message:
+            record.msg, record.args = clean, ()
+        return True
+    finally:
+        _in_filter.active = False
+
+
+def install_log_redaction() -> None:
+    """Run `redact_log_record` on every record this process creates from now on, whichever logger or
+    handler (Rasa SDK and aiohttp add their own) it goes to. Idempotent."""
+    current = logging.getLogRecordFactory()
+    if getattr(current, "redacts", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = current(*args, **kwargs)
+        redact_log_record(record)
+        return record
+
+    factory.redacts = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
