@@ -86,6 +86,14 @@ def test_flat_is_masked_but_building_and_unit_stay() -> None:
     assert redact("我是5号楼301的住户") == "我是5号楼[门牌已隐去]的住户"
     assert redact("住3-2-502") == "住3-2-[门牌已隐去]"
     assert redact("2单元501室楼上漏水") == "2单元[门牌已隐去]楼上漏水"
+    assert redact("5号楼301到305都漏水") == "5号楼[门牌已隐去]到[门牌已隐去]都漏水"
+    assert redact("我住301，楼上是401") == "我住[门牌已隐去]，楼上是[门牌已隐去]"
+    assert redact("我住301国道旁边") == "我住301国道旁边"
+
+
+def test_titles_and_families_are_not_given_names() -> None:
+    assert redact("我是张老师的学生") == "我是某老师的学生"
+    assert redact("我是陈家的邻居") == "我是陈家的邻居"
 
 
 def test_spans_point_at_the_residents_own_full_width_characters() -> None:

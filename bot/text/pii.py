@@ -184,6 +184,16 @@ SURNAME_ONLY = re.compile(rf"(?:我姓|本人姓|免贵姓)(?P<name>{_SURNAME})"
 TITLED = re.compile(rf"(?P<name>{_SURNAME})(?:{TITLES})")
 
 
+_TITLE_SET = frozenset(TITLES.split("|"))
+
+
+def _not_a_given_name(candidate: str) -> bool:
+    """"李某" is already masked, "张老师" is a title (TITLED masks the surname), "陈家" a family."""
+    surname = next((c for c in COMPOUND_SURNAMES if candidate.startswith(c)), candidate[:1])
+    given = candidate[len(surname):]
+    return "某" in given or given in _TITLE_SET or given in ("家", "氏", "总", "哥", "姐", "叔", "姨", "伯")
+
+
 @lru_cache(maxsize=1)
 def _word_tags() -> dict[str, str]:
     # jieba's dictionary with part-of-speech tags; loaded (about 3 s) only when a weak cue needs it.
@@ -204,7 +214,7 @@ def _is_common_word(candidate: str) -> bool:
 def _name_spans(pattern: re.Pattern[str], text: str, check_words: bool = False) -> Iterable[Span]:
     for m in pattern.finditer(text):
         name = m.group("name")
-        if "某" in name[1:] or _PLACE_END.search(name) or (check_words and _is_common_word(name)):
+        if _not_a_given_name(name) or _PLACE_END.search(name) or (check_words and _is_common_word(name)):
             continue
         yield Span(m.start("name"), m.end("name"), "name")
 
@@ -238,12 +248,15 @@ ROOM_DASHED = re.compile(r"(?<![\d-])\d{1,3}-\d{1,2}-(?P<room>\d{3,4})(?![\d-])"
 ROOM_SUFFIX = re.compile(rf"(?<![\d有共约余近超过多第])(?P<room>{_ROOM_NO}(?:房间|号房|室|户))")
 ROOM_DOORPLATE = re.compile(r"门牌(?:号)?(?:码)?(?:是|为)?[:：\s]*(?P<room>\d{1,4}(?:号|室)?)")
 # A second door in a list: "1单元302和303".
-ROOM_LIST = re.compile(rf"^(?:和|、|与|跟|及)(?P<room>{_ROOM_NO}(?:室|户)?)(?!\d)")
+ROOM_LIST = re.compile(rf"^(?:和|、|与|跟|及|到|至|-|~)(?P<room>{_ROOM_NO}(?:室|户)?)(?!\d)")
+# A door without a building, where the words say it is one: "我住301", "楼上是401", "隔壁502".
+ROOM_SAID = re.compile(rf"(?:我住|我家住|家住|住在|我家是|楼上|楼下|隔壁|对门)(?:是|的|那家)?\s*"
+                       rf"(?P<room>{_ROOM_NO}(?:房间|号房|室|户|房)?)(?![\d路号线元年月日米层栋幢楼公国省县])")
 
 
 def find_rooms(text: str) -> list[Span]:
     spans = []
-    for pattern in (ROOM_AFTER_BUILDING, ROOM_DASHED, ROOM_SUFFIX, ROOM_DOORPLATE):
+    for pattern in (ROOM_AFTER_BUILDING, ROOM_DASHED, ROOM_SUFFIX, ROOM_DOORPLATE, ROOM_SAID):
         spans += [Span(m.start("room"), m.end("room"), "room") for m in pattern.finditer(text)]
     for span in list(spans):
         m = ROOM_LIST.match(text[span.end:])
