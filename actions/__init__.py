@@ -3,4 +3,4 @@
 from bot.text.redact import install_log_redaction
 
 # The action server logs slots and API errors; a resident's phone or name never reaches var/logs.
-install_log_redaction()
+install_log_redaction(warm=True)

@@ -54,7 +54,7 @@ def create_app(*, encoder_factory: Callable[[], Any] | None = None,
     """The intake service. The factories replace index.encoder.default_encoder and
     bot.topics.classifier.default_classifier (tests use tiny fakes). `run_outbox` starts the outbox
     worker, `run_sweep` the routing sweep (bot/service/sweep.py); `shangliang serve` starts both."""
-    install_log_redaction()  # no resident's phone or name reaches var/logs from this process
+    install_log_redaction(warm=True)  # no resident's phone or name reaches var/logs from this process
     config = settings()
     max_body = int(config["service"].get("max_body_bytes", 262144))
     metrics = Metrics()
