@@ -6,7 +6,7 @@ folds the text, runs these, and maps spans back onto the resident's own characte
 
 Mobile and landline detection uses the `phonenumbers` library (libphonenumber's metadata for CN: valid
 prefixes and lengths, +86/0086, spaces and dashes); the other kinds are project rules because no
-maintained library installs with the pinned set and knows them (see README, "Redaction").
+maintained library installs with the pinned set and knows them (README, "Personal data").
 """
 
 from __future__ import annotations
@@ -72,7 +72,8 @@ def find_bank_cards(text: str) -> list[Span]:
 # libphonenumber's matcher (the `phonenumbers` package) reads +86/0086, spaces, dashes, dots and brackets
 # around the area code. POSSIBLE leniency (length fits a CN number) keeps old 7-digit landlines that
 # strict validation rejects; the checks below drop what a resident would not call a phone number.
-_LOCAL_CUE = re.compile(r"(电话|座机|固话|号码|联系方式)[^\d，。,;；]{0,6}$")
+_LOCAL_CUE = re.compile(r"(电话|座机|固话|联系方式)[^\d，。,;；]{0,6}$")
+_DATE_LIKE = re.compile(rf"^{_DATE8}$")  # "电话20231205打过" is a date, not a local number
 _LOCAL = re.compile(r"(?<![\d-])[2-9]\d{2,3}[\s-]?\d{4}(?![\d-])")
 _NOT_AFTER = "年月日号元路线期层楼栋幢单元米度岁万千百块公斤个户人次分"
 
@@ -99,7 +100,7 @@ def find_phones(text: str, taken: Iterable[Span] = ()) -> list[Span]:
         before = text[span.start - 1] if span.start else ""
         if match.number.country_code != 86 or _overlaps(span, taken) or before.isdigit() or after.isdigit():
             continue
-        if after and after in _NOT_AFTER:  # "2580元", "502路", "12345热线" are not phones
+        if after and after in _NOT_AFTER:  # "2580元", "502路", "13号楼" are not phones
             continue
         mobile = len(national) == 11 and national[0] == "1"
         landline = not mobile and (match.raw_string.lstrip("(+").startswith("0") or "86" in match.raw_string[:4])
@@ -107,7 +108,9 @@ def find_phones(text: str, taken: Iterable[Span] = ()) -> list[Span]:
             spans.append(span)
     for m in _LOCAL.finditer(text):
         span = Span(m.start(), m.end(), "phone")
-        if not _overlaps(span, spans + taken) and _LOCAL_CUE.search(text[max(0, m.start() - 10):m.start()]):
+        if _overlaps(span, spans + taken) or _DATE_LIKE.match(m.group(0)):
+            continue
+        if _LOCAL_CUE.search(text[max(0, m.start() - 10):m.start()]):
             spans.append(span)
     return sorted(spans)
 
