@@ -127,6 +127,7 @@ def test_known_contact_name_is_masked_anywhere() -> None:
 def test_subject_line_is_redacted_and_short() -> None:
     line = subject_line("我叫张伟，电话13612345678。楼下烧烤店油烟太大", limit=30)
     assert "张伟" not in line and "13612345678" not in line and len(line) <= 30
+    assert subject_line("我叫张伟，楼下烧烤店油烟很大，电话13612345678", limit=22) == "我叫张某，楼下烧烤店油烟很大，电话…"
 
 
 def test_failure_hides_the_whole_text_and_logs_only_the_exception_type(monkeypatch, caplog) -> None:

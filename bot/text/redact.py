@@ -94,7 +94,12 @@ def subject_line(text: str, limit: int = 30) -> str:
     residents and merge offers may see. Redaction runs on the whole text first, so a mask is never cut."""
     clean = " ".join(redact(text or "").split())
     first = _CLAUSE_END.split(clean, maxsplit=1)[0].strip() or clean
-    return first if len(first) <= limit else first[: limit - 1] + "…"
+    if len(first) <= limit:
+        return first
+    cut = first[: limit - 1]
+    if cut.rfind("[") > cut.rfind("]"):  # never show half a mask ("[电话已…")
+        cut = cut[: cut.rfind("[")].rstrip()
+    return cut + "…"
 
 
 def warm_up() -> None:
