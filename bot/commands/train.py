@@ -7,6 +7,7 @@ dictionary and the Rasa version), so a second `make run` or test session reuses 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import logging
 import os
@@ -60,6 +61,18 @@ def ensure_model(force: bool = False, root: Path = REPO_ROOT) -> Path:
     if target.exists() and not force:
         log.info("Rasa model is up to date: %s", target)
         return target
+    # Several checkouts (and a test run beside `make run`) share the cache: the second to ask for the same
+    # model waits for the first instead of training it again on the same two cores.
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f"{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if target.exists() and not force:
+            log.info("Rasa model trained meanwhile by another process: %s", target)
+            return target
+        return _train(target, root)
+
+
+def _train(target: Path, root: Path) -> Path:
     out_dir = target.parent / f"tmp-{target.stem}-{os.getpid()}"
     out_dir.mkdir(parents=True, exist_ok=True)
     cmd = [
