@@ -31,6 +31,8 @@ COMMAND_MODULES = [
     "bot.channels.commands",     # campaign create
     "bot.workflow.commands",     # remind (催办), month (monthly figures, Excel)
     "bot.commands.eval_redaction",  # eval redaction: span precision/recall of bot.text.redact
+    "bot.accounts.commands",     # user add/list/disable/enable/passwd (console accounts)
+    "bot.console.bench",         # bench console: queue page server time
 ]
 
 GROUPS = {

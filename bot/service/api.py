@@ -10,7 +10,6 @@ from typing import Any, TypeVar
 from aiohttp import web
 from sqlalchemy.orm import Session
 
-from bot.service.auth import require_token
 from bot.service.errors import ApiError
 from bot.service.intake import IntakePipeline, parse_submission
 from bot.service.keys import PIPELINE, SETTINGS
@@ -154,20 +153,39 @@ async def list_cases(request: web.Request) -> web.Response:
 
 
 async def update_case(request: web.Request) -> web.Response:
-    require_token(request)
+    """Staff and members change a case: `status`, `public_reply` (the resident sees it), `internal_note`
+    (never shown to residents), optional `version` (the case's `version` as read: a stale one is refused
+    with 409 case_conflict). `note` is the older name of `public_reply`. Who did it comes from the token
+    or the console session, never from the body."""
+    from bot.console import casework
+    from bot.console.access import CaseAccessDenied, CaseMissing
+    from bot.console.apiauth import load_user, resolve_actor
+
+    actor = await resolve_actor(request, lambda uid: _in_session(request, lambda _p, s: load_user(s, uid)))
     number = request.match_info["number"]
     payload = await read_json(request, _max_body(request))
     status = optional_str(payload, "status", 20, "状态")
     if status is not None and status not in CASE_STATUS_LABELS:
         raise ApiError("invalid_status")
-    note = optional_str(payload, "note", 2000, "备注")
-    actor = optional_str(payload, "actor", 100, "操作人")
+    public_reply = optional_str(payload, "public_reply", 2000, "公开答复") or optional_str(payload, "note", 2000, "备注")
+    change = casework.CaseChange(status=status, public_reply=public_reply,
+                                 internal_note=optional_str(payload, "internal_note", 2000, "内部备注"),
+                                 version=optional_str(payload, "version", 40, "version"))
 
     def run(pipeline: IntakePipeline, session: Session) -> dict[str, Any]:
-        case = _case_by_number(session, number)
-        repository.update_case(session, case, status=status, note=note, actor=actor)
+        try:
+            case = casework.change_case(session, actor, number, change)
+        except CaseMissing as exc:
+            raise ApiError("case_not_found") from exc
+        except CaseAccessDenied as exc:
+            raise ApiError("forbidden") from exc
+        except casework.CaseConflict as exc:
+            raise ApiError("case_conflict") from exc
+        except casework.InvalidChange as exc:
+            raise ApiError("invalid_field", str(exc)) from exc
         session.commit()
-        return case_view(pipeline, session, case)
+        return {**case_view(pipeline, session, case), "version": casework.version_of(case),
+                "updated_by": actor.name}
 
     return json_response(await _in_session(request, run))
 

@@ -13,6 +13,7 @@ from aiohttp.abc import AbstractAccessLogger
 from sqlalchemy import text
 
 from bot.config import settings
+from bot.console.routes import setup_console
 from bot.service import api, webchat
 from bot.service.analysis import Analysis
 from bot.service.errors import error_middleware
@@ -75,6 +76,7 @@ def create_app(*, encoder_factory: Callable[[], Any] | None = None,
     app.router.add_get("/metrics", metrics_endpoint)
     api.add_routes(app)
     webchat.add_routes(app)
+    setup_console(app)
     app.on_startup.append(_startup)
     app.on_cleanup.append(_cleanup)
     return app

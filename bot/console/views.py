@@ -1,0 +1,348 @@
+"""Console request handlers: parse the request, ask access/casework, render a template. Nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import aiohttp_jinja2
+from aiohttp import web
+from sqlalchemy import distinct, select
+
+from bot.accounts import service as accounts
+from bot.accounts.models import ROLE_LABELS, User
+from bot.console import casework, queue
+from bot.console.access import Actor, CaseAccessDenied, CaseMissing, access_case, allowed_statuses
+from bot.console.detail import load_detail, safe_redact
+from bot.console.keys import CONSOLE_SETTINGS, TEMPLATES
+from bot.console.websession import (
+    CSRF_FIELD,
+    actor_of,
+    csrf_ok,
+    csrf_token,
+    login_url,
+    safe_next,
+    session_user_id,
+    start_session,
+)
+from bot.routing.models import Committee, Member
+from bot.service.keys import PIPELINE
+from bot.storage.models import CASE_STATUS_LABELS, CLOSED_STATUSES, Case, utcnow
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Handler = Callable[[web.Request, Actor], Awaitable[web.StreamResponse]]
+
+# Short labels for staff screens (CASE_STATUS_LABELS are the residents' sentences).
+STATUS_SHORT = {"received": "待分派", "assigned": "已派单", "accepted": "已接单", "in_progress": "办理中",
+                "replied": "已答复", "resolved": "已办结", "closed": "已关闭", "merged": "已合并",
+                "reopened": "重新办理"}
+
+
+async def _db(request: web.Request, work: Callable[..., T], *args: Any) -> T:
+    """Run `work(session, *args)` in a transaction off the event loop; commits when it returns."""
+    factory = request.app[PIPELINE].session_factory
+
+    def run() -> T:
+        with factory() as session:
+            result = work(session, *args)
+            session.commit()
+            return result
+
+    return await asyncio.get_running_loop().run_in_executor(None, run)
+
+
+def _render(request: web.Request, template: str, context: dict[str, Any], status: int = 200) -> web.Response:
+    base = {"status_short": STATUS_SHORT, "status_labels": CASE_STATUS_LABELS, "role_labels": ROLE_LABELS,
+            "actor": request.get("actor"), "csrf_field": CSRF_FIELD, "csrf": request.get("csrf", ""),
+            "flash": request.get("flash", [])}
+    response = aiohttp_jinja2.render_template(template, request, {**base, **context}, status=status,
+                                              app_key=TEMPLATES)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Content-Security-Policy"] = "default-src 'self'; img-src 'self' https: data:"
+    return response
+
+
+def _forbidden(request: web.Request, message: str = "您没有权限查看或办理这个案件。") -> web.Response:
+    return _render(request, "error.html", {"title": "没有权限", "message": message}, status=403)
+
+
+def _flash(session: Any, kind: str, text: str) -> None:
+    session["flash"] = [*session.get("flash", []), [kind, text]]
+
+
+def login_required(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """Loads the session's account; sends anyone without a live session to the login page, remembering
+    where they were. State-changing requests must carry the session's CSRF token, or get 403."""
+
+    @functools.wraps(handler)
+    async def wrapper(request: web.Request) -> web.StreamResponse:
+        config = request.app[CONSOLE_SETTINGS]
+        session, uid, expired = await session_user_id(request, config)
+        user = await _db(request, lambda s: s.get(User, uid)) if uid is not None else None
+        if user is None or user.disabled:
+            session.invalidate()
+            target = login_url(request) + ("&expired=1" if expired else "")
+            raise web.HTTPFound(target)
+        actor = actor_of(user)
+        request["actor"] = actor
+        request["csrf"] = csrf_token(session)
+        request["flash"] = session.pop("flash", [])
+        if request.method == "POST":
+            form = await request.post()
+            request["form"] = form
+            if not csrf_ok(session, form.get(CSRF_FIELD)):  # type: ignore[arg-type]
+                log.warning("console: CSRF check failed for %s on %s", actor.username, request.path)
+                return _forbidden(request, "页面已过期或请求来源不可信，操作没有执行。请刷新页面后重试。")
+        return await handler(request, actor)
+
+    return wrapper
+
+
+# ---- login -------------------------------------------------------------------------------------------
+
+async def index(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/console/cases")
+
+
+async def login_page(request: web.Request) -> web.Response:
+    from aiohttp_session import get_session
+
+    session = await get_session(request)
+    request["csrf"] = csrf_token(session)
+    message = "登录已过期，请重新登录。" if request.query.get("expired") else None
+    return _render(request, "login.html", {"next": safe_next(request.query.get("next")), "error": message})
+
+
+def _client_address(request: web.Request) -> str:
+    # Behind nginx (deploy/) the service listens on loopback; the proxy's X-Real-IP is the client then.
+    peer = request.remote or "unknown"
+    if peer in ("127.0.0.1", "::1") and request.headers.get("X-Real-IP"):
+        return request.headers["X-Real-IP"][:64]
+    return peer
+
+
+async def login_submit(request: web.Request) -> web.Response:
+    from aiohttp_session import get_session
+
+    session = await get_session(request)
+    form = await request.post()
+    request["csrf"] = csrf_token(session)
+    target = safe_next(str(form.get("next") or ""))
+    if not csrf_ok(session, form.get(CSRF_FIELD)):  # type: ignore[arg-type]
+        return _forbidden(request, "页面已过期或请求来源不可信，请刷新登录页后重试。")
+    username = str(form.get("username") or "")
+    password = str(form.get("password") or "")
+    throttle = request.app[CONSOLE_SETTINGS].throttle
+    user, outcome = await _db(request, accounts.authenticate, username, password, _client_address(request),
+                              throttle)
+    if user is None:
+        if outcome == "throttled":
+            minutes = int(throttle.window.total_seconds() // 60)
+            error, status = f"登录失败次数过多，请 {minutes} 分钟后再试。", 429
+        else:
+            error, status = "用户名或密码不正确。", 401
+        return _render(request, "login.html", {"next": target, "error": error, "username": username[:64]},
+                       status=status)
+    await start_session(request, user)
+    raise web.HTTPFound(target)
+
+
+@login_required
+async def logout(request: web.Request, actor: Actor) -> web.Response:
+    from aiohttp_session import get_session
+
+    await _db(request, accounts.audit, None, "logout", None, None, actor.username)
+    (await get_session(request)).invalidate()
+    raise web.HTTPFound("/console/login")
+
+
+# ---- queue -------------------------------------------------------------------------------------------
+
+def _queue_context(session: Any, actor: Actor, filters: queue.QueueFilters) -> dict[str, Any]:
+    page = queue.load_queue(session, actor, filters)
+    now = utcnow()
+    rows = [{"number": c.number, "title": safe_redact(c.title) or "（无标题）", "status": c.status,
+             "topic": c.topic, "place": safe_redact(c.place) if c.place else (c.jurisdiction or ""),
+             "supporters": c.supporter_count, "created_at": c.created_at, "updated_at": c.updated_at,
+             "overdue": c.due_at is not None and c.due_at < now and c.status not in CLOSED_STATUSES,
+             "due_at": c.due_at} for c in page.cases]
+    topics = [t for (t,) in session.execute(select(distinct(Case.topic)).where(Case.topic.isnot(None)))]
+    committees = session.execute(select(Committee.id, Committee.name).order_by(Committee.id)).all()
+    members = session.execute(select(Member.id, Member.name).where(Member.active.is_(True))
+                              .order_by(Member.id)).all() if actor.is_staff else []
+    return {"rows": rows, "page": page, "filters": filters, "topics": sorted(topics),
+            "committees": committees, "members": members, "counts": queue.status_counts(session, actor),
+            "sorts": {k: v[0] for k, v in queue.SORTS.items()},
+            "bulk_statuses": [s for s in CASE_STATUS_LABELS if s != "merged"]}
+
+
+@login_required
+async def cases_page(request: web.Request, actor: Actor) -> web.Response:
+    filters = queue.QueueFilters.parse(request.query)
+    context = await _db(request, _queue_context, actor, filters)
+    return _render(request, "cases.html", context)
+
+
+@login_required
+async def bulk_action(request: web.Request, actor: Actor) -> web.Response:
+    from aiohttp_session import get_session
+
+    if not actor.is_staff:
+        return _forbidden(request, "只有机关工作人员可以批量处理案件。")
+    form = request["form"]
+    numbers = [str(n) for n in form.getall("case", [])][:200]
+    action = str(form.get("action") or "")
+    back = safe_next(str(form.get("back") or "/console/cases"))
+
+    def run(session: Any) -> tuple[int, list[str]]:
+        done, failed = 0, []
+        for number in numbers:
+            try:
+                with session.begin_nested():  # one refused case does not undo the others
+                    if action == "assign":
+                        casework.assign_case(session, actor, number, str(form.get("member_id") or ""))
+                    elif action == "status":
+                        casework.change_case(session, actor, number,
+                                             casework.CaseChange(status=str(form.get("status") or "")))
+                    else:
+                        raise casework.InvalidChange("请选择批量操作。")
+                done += 1
+            except (casework.InvalidChange, CaseAccessDenied, CaseMissing, casework.CaseConflict):
+                failed.append(number)
+        return done, failed
+
+    done, failed = await _db(request, run)
+    session = await get_session(request)
+    if not numbers:
+        _flash(session, "error", "请先勾选要处理的案件。")
+    elif failed:
+        _flash(session, "error", f"已处理 {done} 件；{len(failed)} 件未能处理：{'、'.join(failed[:10])}")
+    else:
+        _flash(session, "ok", f"已处理 {done} 件案件。")
+    raise web.HTTPFound(back)
+
+
+# ---- case page ---------------------------------------------------------------------------------------
+
+def _case_context(session: Any, actor: Actor, number: str) -> dict[str, Any]:
+    case = access_case(session, actor, number)
+    detail = load_detail(session, actor, case)
+    now = utcnow()
+    return {"d": detail, "case": case, "version": casework.version_of(case),
+            "next_statuses": allowed_statuses(actor, case.status),
+            "overdue": case.due_at is not None and case.due_at < now and case.status not in CLOSED_STATUSES,
+            "can_accept": not actor.is_staff and case.status == "assigned",
+            "can_decline": not actor.is_staff and case.status in ("assigned", "accepted"),
+            "members": session.execute(select(Member.id, Member.name).where(Member.active.is_(True))
+                                       .order_by(Member.id)).all() if actor.is_staff else []}
+
+
+async def _show_case(request: web.Request, actor: Actor, number: str, status: int = 200,
+                     extra: dict[str, Any] | None = None) -> web.Response:
+    try:
+        context = await _db(request, _case_context, actor, number)
+    except CaseMissing:
+        return _render(request, "error.html", {"title": "没有这个案件", "message": f"没有找到案件 {number}。"},
+                       status=404)
+    except CaseAccessDenied:
+        return _forbidden(request)
+    return _render(request, "case.html", {**context, **(extra or {})}, status=status)
+
+
+@login_required
+async def case_page(request: web.Request, actor: Actor) -> web.Response:
+    return await _show_case(request, actor, request.match_info["number"])
+
+
+async def _apply(request: web.Request, actor: Actor, work: Callable[[Any], Any], done_message: str,
+                 kept: dict[str, str]) -> web.Response:
+    """Run one case change; on success back to the case page with a message, on a conflict or refusal
+    the page again with the person's text kept in the form."""
+    from aiohttp_session import get_session
+
+    number = request.match_info["number"]
+    try:
+        case = await _db(request, work)
+    except CaseMissing:
+        return _render(request, "error.html", {"title": "没有这个案件", "message": f"没有找到案件 {number}。"},
+                       status=404)
+    except CaseAccessDenied:
+        return _forbidden(request, "您没有权限对这个案件做这项操作。")
+    except casework.CaseConflict:
+        message = "这个案件在您打开之后已被其他人修改。您的内容没有保存（保留在下方），请看过最新情况后再提交。"
+        return await _show_case(request, actor, number, status=409,
+                                extra={"error": message, "kept": kept})
+    except casework.InvalidChange as exc:
+        return await _show_case(request, actor, number, status=400, extra={"error": str(exc), "kept": kept})
+    _flash(await get_session(request), "ok", done_message)
+    if isinstance(case, Case) and not await _db(request, _still_visible, actor, case.number):
+        raise web.HTTPFound("/console/cases")
+    raise web.HTTPFound(f"/console/cases/{number}")
+
+
+def _still_visible(session: Any, actor: Actor, number: str) -> bool:
+    try:
+        access_case(session, actor, number)
+        return True
+    except (CaseAccessDenied, CaseMissing):
+        return False
+
+
+def _form_text(request: web.Request, name: str) -> str:
+    return str(request["form"].get(name) or "")
+
+
+@login_required
+async def case_status(request: web.Request, actor: Actor) -> web.Response:
+    change = casework.CaseChange(status=_form_text(request, "status"), version=_form_text(request, "version"))
+    label = STATUS_SHORT.get(change.status or "", change.status)
+    return await _apply(request, actor, lambda s: casework.change_case(s, actor, request.match_info["number"],
+                                                                        change), f"状态已改为“{label}”。", {})
+
+
+@login_required
+async def case_reply(request: web.Request, actor: Actor) -> web.Response:
+    text = _form_text(request, "public_reply")
+    change = casework.CaseChange(public_reply=text, version=_form_text(request, "version"))
+    return await _apply(request, actor, lambda s: casework.change_case(s, actor, request.match_info["number"],
+                                                                        change),
+                        "公开答复已发布，群众查询进度时可以看到。", {"public_reply": text})
+
+
+@login_required
+async def case_note(request: web.Request, actor: Actor) -> web.Response:
+    text = _form_text(request, "internal_note")
+    change = casework.CaseChange(internal_note=text, version=_form_text(request, "version"))
+    return await _apply(request, actor, lambda s: casework.change_case(s, actor, request.match_info["number"],
+                                                                        change),
+                        "内部备注已保存（群众看不到）。", {"internal_note": text})
+
+
+@login_required
+async def case_accept(request: web.Request, actor: Actor) -> web.Response:
+    version = _form_text(request, "version")
+    return await _apply(request, actor, lambda s: casework.accept_case(s, actor, request.match_info["number"],
+                                                                        version), "已接单。", {})
+
+
+@login_required
+async def case_decline(request: web.Request, actor: Actor) -> web.Response:
+    reason = _form_text(request, "reason")
+    version = _form_text(request, "version")
+    return await _apply(request, actor,
+                        lambda s: casework.decline_case(s, actor, request.match_info["number"], reason, version),
+                        "已退回，案件回到值班室重新分派。", {"reason": reason})
+
+
+@login_required
+async def case_assign(request: web.Request, actor: Actor) -> web.Response:
+    member_id = _form_text(request, "member_id")
+    version = _form_text(request, "version")
+    return await _apply(request, actor,
+                        lambda s: casework.assign_case(s, actor, request.match_info["number"], member_id, version),
+                        "已派单。", {})
