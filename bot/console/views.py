@@ -163,11 +163,17 @@ async def logout(request: web.Request, actor: Actor) -> web.Response:
 
 # ---- queue -------------------------------------------------------------------------------------------
 
-def _queue_context(session: Any, actor: Actor, filters: queue.QueueFilters) -> dict[str, Any]:
+def _topic_namer(request: web.Request) -> Callable[[str | None], str]:
+    analysis = request.app[PIPELINE].analysis
+    return lambda topic: analysis.topic_name(topic) if topic else "未分类"
+
+
+def _queue_context(session: Any, actor: Actor, filters: queue.QueueFilters,
+                   topic_name: Callable[[str | None], str]) -> dict[str, Any]:
     page = queue.load_queue(session, actor, filters)
     now = utcnow()
     rows = [{"number": c.number, "title": safe_redact(c.title) or "（无标题）", "status": c.status,
-             "topic": c.topic, "place": safe_redact(c.place) if c.place else (c.jurisdiction or ""),
+             "topic": topic_name(c.topic), "place": safe_redact(c.place) if c.place else (c.jurisdiction or ""),
              "supporters": c.supporter_count, "created_at": c.created_at, "updated_at": c.updated_at,
              "overdue": c.due_at is not None and c.due_at < now and c.status not in CLOSED_STATUSES,
              "due_at": c.due_at} for c in page.cases]
@@ -175,7 +181,8 @@ def _queue_context(session: Any, actor: Actor, filters: queue.QueueFilters) -> d
     committees = session.execute(select(Committee.id, Committee.name).order_by(Committee.id)).all()
     members = session.execute(select(Member.id, Member.name).where(Member.active.is_(True))
                               .order_by(Member.id)).all() if actor.is_staff else []
-    return {"rows": rows, "page": page, "filters": filters, "topics": sorted(topics),
+    return {"rows": rows, "page": page, "filters": filters,
+            "topics": sorted((t, topic_name(t)) for t in topics),
             "committees": committees, "members": members, "counts": queue.status_counts(session, actor),
             "sorts": {k: v[0] for k, v in queue.SORTS.items()},
             "bulk_statuses": [s for s in CASE_STATUS_LABELS if s != "merged"]}
@@ -184,7 +191,7 @@ def _queue_context(session: Any, actor: Actor, filters: queue.QueueFilters) -> d
 @login_required
 async def cases_page(request: web.Request, actor: Actor) -> web.Response:
     filters = queue.QueueFilters.parse(request.query)
-    context = await _db(request, _queue_context, actor, filters)
+    context = await _db(request, _queue_context, actor, filters, _topic_namer(request))
     return _render(request, "cases.html", context)
 
 
@@ -229,11 +236,12 @@ async def bulk_action(request: web.Request, actor: Actor) -> web.Response:
 
 # ---- case page ---------------------------------------------------------------------------------------
 
-def _case_context(session: Any, actor: Actor, number: str) -> dict[str, Any]:
+def _case_context(session: Any, actor: Actor, number: str,
+                  topic_name: Callable[[str | None], str]) -> dict[str, Any]:
     case = access_case(session, actor, number)
     detail = load_detail(session, actor, case)
     now = utcnow()
-    return {"d": detail, "case": case, "version": casework.version_of(case),
+    return {"d": detail, "case": case, "version": casework.version_of(case), "topic": topic_name(case.topic),
             "next_statuses": allowed_statuses(actor, case.status),
             "overdue": case.due_at is not None and case.due_at < now and case.status not in CLOSED_STATUSES,
             "can_accept": not actor.is_staff and case.status == "assigned",
@@ -245,7 +253,7 @@ def _case_context(session: Any, actor: Actor, number: str) -> dict[str, Any]:
 async def _show_case(request: web.Request, actor: Actor, number: str, status: int = 200,
                      extra: dict[str, Any] | None = None) -> web.Response:
     try:
-        context = await _db(request, _case_context, actor, number)
+        context = await _db(request, _case_context, actor, number, _topic_namer(request))
     except CaseMissing:
         return _render(request, "error.html", {"title": "没有这个案件", "message": f"没有找到案件 {number}。"},
                        status=404)
