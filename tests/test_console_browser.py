@@ -140,9 +140,9 @@ def test_staff_logs_in_and_filters_the_queue(page: Any, console: Console) -> Non
     page.click("form.filter-grid button[type=submit]")
     assert queue_numbers(page) == [console.seeded.wang_case]
     page.goto(console.url + "/console/cases")
-    page.click("nav.tabs >> text=待分派")
+    page.click("nav.tabs >> text=待派单")
     statuses = page.locator("table.queue .badge").all_inner_texts()
-    assert statuses and set(statuses) == {"待分派"}
+    assert statuses and set(statuses) == {"待派单"}
     page.goto(console.url + "/console/cases?area=拱墅区")
     assert queue_numbers(page) == [console.seeded.li_case]
 
@@ -214,7 +214,7 @@ def test_forged_posts_are_refused(page: Any, console: Console) -> None:
     assert response.status == 403
     page.goto(f"{console.url}/console/cases/{number}")
     assert "伪造的备注" not in page.locator(".timeline").inner_text()
-    assert page.locator(".casehead .badge").first.inner_text() == "待分派"
+    assert page.locator(".casehead .badge").first.inner_text() == "待派单"
 
 
 def test_wrong_passwords_are_throttled(page: Any, console: Console) -> None:
@@ -235,18 +235,21 @@ def test_concurrent_edit_is_not_overwritten(browser: Any, console: Console) -> N
         for page in (a, b):
             login(page, console, "staff1", path=f"/console/cases/{number}")
             assert page.url.endswith(f"/console/cases/{number}")
-        a.select_option("select[name=status]", "in_progress")
-        a.click("form[action$='/status'] button")
-        assert "办理中" in a.locator(".notice.ok").inner_text()
+        note = "先打电话问清楚具体位置。"
+        a.fill("textarea[name=internal_note]", note)
+        a.click("form[action$='/note'] button")
+        assert "内部备注已保存" in a.locator(".notice.ok").inner_text()
         text = "晚到的答复，不应覆盖别人刚做的修改。"
         b.fill("textarea[name=public_reply]", text)
         b.click("form[action$='/reply'] button")
         assert "已被其他人修改" in b.locator(".notice.error").inner_text()
         assert b.locator("textarea[name=public_reply]").input_value() == text  # kept for a second try
-        assert b.locator(".casehead .badge").first.inner_text() == "办理中"  # the page shows the new state
+        assert note in b.locator(".timeline").inner_text()  # the page now shows what changed
+        assert text not in b.locator(".timeline").inner_text()
         _, view = console.get_json(f"/api/v1/cases/{number}")
-        assert view["status"] == "in_progress"
         assert (view["last_update"] or {}).get("note") != text
+        b.click("form[action$='/reply'] button")  # a second try, on the fresh page, goes through
+        assert "公开答复已发布" in b.locator(".notice.ok").inner_text()
     finally:
         first.close()
         second.close()

@@ -12,16 +12,21 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.accounts.models import User
 from bot.console.access import Actor
 from bot.routing.models import Committee, Member, Route
-from bot.storage.models import CASE_STATUS_LABELS, Case, CaseEvent, InternalNote, Submission
+from bot.storage.models import Case, CaseEvent, Submission
 from bot.text.redact import redact
+from bot.workflow.states import state_label
 
 log = logging.getLogger(__name__)
 
 HIDDEN = "（内容暂不能显示）"
-EVENT_LABELS = {"created": "收到反映", "status": "状态变更", "note": "进展说明", "reply": "公开答复",
-                "supporter": "又有群众反映", "merged": "合并", "routed": "已分派"}
+EVENT_LABELS = {"created": "收到反映", "status": "状态变更", "note": "进展说明", "public_reply": "公开答复",
+                "internal_note": "内部备注", "supporter": "又有群众反映", "merged": "合并", "routed": "已分派",
+                "declined": "委员退回", "supervision": "督办", "reopen_reason": "重新办理理由",
+                "waiting": "等待群众回复", "resumed": "群众已回复", "reminder": "催办", "unmerged": "撤销合并",
+                "split": "拆分"}
 
 
 def safe_redact(text: str | None, known_names: tuple[str, ...] = ()) -> str:
@@ -87,13 +92,15 @@ def _routes(session: Session, case: Case) -> list[dict[str, Any]]:
 
 
 def _timeline(session: Session, case: Case) -> list[TimelineItem]:
-    items = [TimelineItem(time=e.created_at, kind=e.kind, label=EVENT_LABELS.get(e.kind, e.kind),
-                          text=e.note, actor=e.actor, internal=False, status=e.status)
-             for e in session.execute(select(CaseEvent).where(CaseEvent.case_id == case.id)).scalars()]
-    items += [TimelineItem(time=n.created_at, kind="internal_note", label="内部备注", text=n.text,
-                           actor=n.author, internal=True)
-              for n in session.execute(select(InternalNote).where(InternalNote.case_id == case.id)).scalars()]
-    return sorted(items, key=lambda item: item.time, reverse=True)
+    events = session.execute(select(CaseEvent).where(CaseEvent.case_id == case.id)
+                             .order_by(CaseEvent.id.desc())).scalars().all()
+    # Events store who acted as an account id (the username); show the name the office knows.
+    ids = {e.actor for e in events if e.actor}
+    names = dict(session.execute(select(User.username, User.display_name).where(User.username.in_(ids))).all())
+    return [TimelineItem(time=e.created_at, kind=e.kind, label=EVENT_LABELS.get(e.kind, e.kind), text=e.note,
+                         actor=names.get(e.actor) or e.actor, internal=e.visibility != "public",
+                         status=state_label(e.status) if e.status else None)
+            for e in events]
 
 
 def load_detail(session: Session, actor: Actor, case: Case) -> CaseDetail:
@@ -102,5 +109,5 @@ def load_detail(session: Session, actor: Actor, case: Case) -> CaseDetail:
         case=case, title=safe_redact(case.title), summary=safe_redact(case.summary),
         reports=_reports(session, case),
         merged=[{"number": m.number, "title": safe_redact(m.title), "supporters": m.supporter_count,
-                 "status": CASE_STATUS_LABELS.get(m.status, m.status)} for m in merged],
+                 "status": state_label(m.status)} for m in merged],
         routes=_routes(session, case), timeline=_timeline(session, case))

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from bot.console.access import Actor, visible_cases
 from bot.routing.models import Route
-from bot.storage.models import CASE_STATUS_LABELS, CLOSED_STATUSES, Case, utcnow
+from bot.storage.models import CASE_STATUS_LABELS, Case, utcnow
+from bot.workflow.overdue import overdue_filter
+from bot.workflow.states import OPEN_STATES
 
 PAGE_SIZE = 50
 SORTS: dict[str, tuple[str, Any]] = {
@@ -39,7 +41,6 @@ class QueueFilters:
     mine: bool = False  # 我的案件: routed to the member themself (not only their committee)
     sort: str = "newest"
     page: int = 1
-    extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, query: Mapping[str, str]) -> QueueFilters:
@@ -91,9 +92,9 @@ def _conditions(actor: Actor, f: QueueFilters, now: datetime) -> list[Any]:
     if f.mine and actor.member_id:
         where.append(exists(select(Route.id).where(Route.case_id == Case.id, Route.member_id == actor.member_id)))
     if f.status == "open":
-        where.append(Case.status.notin_(list(CLOSED_STATUSES)))
+        where.append(Case.status.in_(sorted(OPEN_STATES)))
     elif f.status == "closed":
-        where.append(Case.status.in_(list(CLOSED_STATUSES)))
+        where.append(Case.status.in_(["resolved", "closed"]))
     elif f.status:
         where.append(Case.status == f.status)
     else:
@@ -108,7 +109,7 @@ def _conditions(actor: Actor, f: QueueFilters, now: datetime) -> list[Any]:
                          Case.community.like(pattern, escape="\\"), Case.jurisdiction.like(pattern, escape="\\"),
                          Case.place.like(pattern, escape="\\")))
     if f.overdue:
-        where.append(and_(Case.due_at.isnot(None), Case.due_at < now, Case.status.notin_(list(CLOSED_STATUSES))))
+        where.append(overdue_filter(now))
     if f.min_supporters:
         where.append(Case.supporter_count >= f.min_supporters)
     if f.date_from:

@@ -15,7 +15,7 @@ from sqlalchemy import distinct, select
 from bot.accounts import service as accounts
 from bot.accounts.models import ROLE_LABELS, User
 from bot.console import casework, queue
-from bot.console.access import Actor, CaseAccessDenied, CaseMissing, access_case, allowed_statuses
+from bot.console.access import Actor
 from bot.console.detail import load_detail, safe_redact
 from bot.console.keys import CONSOLE_SETTINGS, TEMPLATES
 from bot.console.websession import (
@@ -30,16 +30,18 @@ from bot.console.websession import (
 )
 from bot.routing.models import Committee, Member
 from bot.service.keys import PIPELINE
-from bot.storage.models import CASE_STATUS_LABELS, CLOSED_STATUSES, Case, utcnow
+from bot.storage.models import CASE_STATUS_LABELS, Case, utcnow
+from bot.workflow.access import access_case
+from bot.workflow.errors import CaseNotFound, ConcurrentEdit, PermissionDenied, WorkflowError
+from bot.workflow.overdue import is_overdue
+from bot.workflow.states import STATES
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 Handler = Callable[[web.Request, Actor], Awaitable[web.StreamResponse]]
 
-# Short labels for staff screens (CASE_STATUS_LABELS are the residents' sentences).
-STATUS_SHORT = {"received": "待分派", "assigned": "已派单", "accepted": "已接单", "in_progress": "办理中",
-                "replied": "已答复", "resolved": "已办结", "closed": "已关闭", "merged": "已合并",
-                "reopened": "重新办理"}
+# Short labels for staff screens, from the workflow's table (CASE_STATUS_LABELS are the residents' sentences).
+STATUS_SHORT = {name: state.label for name, state in STATES.items()}
 
 
 async def _db(request: web.Request, work: Callable[..., T], *args: Any) -> T:
@@ -175,7 +177,7 @@ def _queue_context(session: Any, actor: Actor, filters: queue.QueueFilters,
     rows = [{"number": c.number, "title": safe_redact(c.title) or "（无标题）", "status": c.status,
              "topic": topic_name(c.topic), "place": safe_redact(c.place) if c.place else (c.jurisdiction or ""),
              "supporters": c.supporter_count, "created_at": c.created_at, "updated_at": c.updated_at,
-             "overdue": c.due_at is not None and c.due_at < now and c.status not in CLOSED_STATUSES,
+             "overdue": is_overdue(c, now),
              "due_at": c.due_at} for c in page.cases]
     topics = [t for (t,) in session.execute(select(distinct(Case.topic)).where(Case.topic.isnot(None)))]
     committees = session.execute(select(Committee.id, Committee.name).order_by(Committee.id)).all()
@@ -185,7 +187,7 @@ def _queue_context(session: Any, actor: Actor, filters: queue.QueueFilters,
             "topics": sorted((t, topic_name(t)) for t in topics),
             "committees": committees, "members": members, "counts": queue.status_counts(session, actor),
             "sorts": {k: v[0] for k, v in queue.SORTS.items()},
-            "bulk_statuses": [s for s in CASE_STATUS_LABELS if s != "merged"]}
+            "bulk_statuses": ["in_progress", "resolved", "closed", "reopened"]}
 
 
 @login_required
@@ -212,14 +214,15 @@ async def bulk_action(request: web.Request, actor: Actor) -> web.Response:
             try:
                 with session.begin_nested():  # one refused case does not undo the others
                     if action == "assign":
-                        casework.assign_case(session, actor, number, str(form.get("member_id") or ""))
+                        casework.run_transition(session, actor, number, "assign",
+                                                casework.CaseChange(member_id=str(form.get("member_id") or "")))
                     elif action == "status":
                         casework.change_case(session, actor, number,
                                              casework.CaseChange(status=str(form.get("status") or "")))
                     else:
-                        raise casework.InvalidChange("请选择批量操作。")
+                        raise WorkflowError("请选择批量操作。")
                 done += 1
-            except (casework.InvalidChange, CaseAccessDenied, CaseMissing, casework.CaseConflict):
+            except WorkflowError:
                 failed.append(number)
         return done, failed
 
@@ -240,12 +243,13 @@ def _case_context(session: Any, actor: Actor, number: str,
                   topic_name: Callable[[str | None], str]) -> dict[str, Any]:
     case = access_case(session, actor, number)
     detail = load_detail(session, actor, case)
-    now = utcnow()
-    return {"d": detail, "case": case, "version": casework.version_of(case), "topic": topic_name(case.topic),
-            "next_statuses": allowed_statuses(actor, case.status),
-            "overdue": case.due_at is not None and case.due_at < now and case.status not in CLOSED_STATUSES,
-            "can_accept": not actor.is_staff and case.status == "assigned",
-            "can_decline": not actor.is_staff and case.status in ("assigned", "accepted"),
+    return {"d": detail, "case": case, "version": case.version, "topic": topic_name(case.topic),
+            "status_choices": casework.status_choices(actor, case), "overdue": is_overdue(case),
+            "can_accept": casework.can(actor, case, "accept") and not actor.is_staff,
+            "can_decline": casework.can(actor, case, "decline") and not actor.is_staff,
+            "can_assign": casework.can(actor, case, "assign"),
+            "can_transfer": casework.can(actor, case, "transfer"),
+            "can_mark_replied": casework.can(actor, case, "reply"),
             "members": session.execute(select(Member.id, Member.name).where(Member.active.is_(True))
                                        .order_by(Member.id)).all() if actor.is_staff else []}
 
@@ -254,10 +258,10 @@ async def _show_case(request: web.Request, actor: Actor, number: str, status: in
                      extra: dict[str, Any] | None = None) -> web.Response:
     try:
         context = await _db(request, _case_context, actor, number, _topic_namer(request))
-    except CaseMissing:
+    except CaseNotFound:
         return _render(request, "error.html", {"title": "没有这个案件", "message": f"没有找到案件 {number}。"},
                        status=404)
-    except CaseAccessDenied:
+    except PermissionDenied:
         return _forbidden(request)
     return _render(request, "case.html", {**context, **(extra or {})}, status=status)
 
@@ -276,17 +280,17 @@ async def _apply(request: web.Request, actor: Actor, work: Callable[[Any], Any],
     number = request.match_info["number"]
     try:
         case = await _db(request, work)
-    except CaseMissing:
+    except CaseNotFound:
         return _render(request, "error.html", {"title": "没有这个案件", "message": f"没有找到案件 {number}。"},
                        status=404)
-    except CaseAccessDenied:
-        return _forbidden(request, "您没有权限对这个案件做这项操作。")
-    except casework.CaseConflict:
+    except PermissionDenied as exc:
+        return _forbidden(request, exc.message)
+    except ConcurrentEdit:
         message = "这个案件在您打开之后已被其他人修改。您的内容没有保存（保留在下方），请看过最新情况后再提交。"
-        return await _show_case(request, actor, number, status=409,
-                                extra={"error": message, "kept": kept})
-    except casework.InvalidChange as exc:
-        return await _show_case(request, actor, number, status=400, extra={"error": str(exc), "kept": kept})
+        return await _show_case(request, actor, number, status=409, extra={"error": message, "kept": kept})
+    except WorkflowError as exc:
+        return await _show_case(request, actor, number, status=exc.http_status,
+                                extra={"error": exc.message, "kept": kept})
     _flash(await get_session(request), "ok", done_message)
     if isinstance(case, Case) and not await _db(request, _still_visible, actor, case.number):
         raise web.HTTPFound("/console/cases")
@@ -297,7 +301,7 @@ def _still_visible(session: Any, actor: Actor, number: str) -> bool:
     try:
         access_case(session, actor, number)
         return True
-    except (CaseAccessDenied, CaseMissing):
+    except WorkflowError:
         return False
 
 
@@ -305,52 +309,56 @@ def _form_text(request: web.Request, name: str) -> str:
     return str(request["form"].get(name) or "")
 
 
+def _form_change(request: web.Request, **fields: Any) -> casework.CaseChange:
+    try:
+        version: int | None = int(_form_text(request, "version"))
+    except ValueError:
+        version = None
+    return casework.CaseChange(version=version, **fields)
+
+
+def _number(request: web.Request) -> str:
+    return request.match_info["number"]
+
+
 @login_required
 async def case_status(request: web.Request, actor: Actor) -> web.Response:
-    change = casework.CaseChange(status=_form_text(request, "status"), version=_form_text(request, "version"))
+    change = _form_change(request, status=_form_text(request, "status"), reason=_form_text(request, "reason"))
     label = STATUS_SHORT.get(change.status or "", change.status)
-    return await _apply(request, actor, lambda s: casework.change_case(s, actor, request.match_info["number"],
-                                                                        change), f"状态已改为“{label}”。", {})
+    return await _apply(request, actor, lambda s: casework.change_case(s, actor, _number(request), change),
+                        f"状态已改为“{label}”。", {"reason": change.reason or ""})
 
 
 @login_required
 async def case_reply(request: web.Request, actor: Actor) -> web.Response:
     text = _form_text(request, "public_reply")
-    change = casework.CaseChange(public_reply=text, version=_form_text(request, "version"))
-    return await _apply(request, actor, lambda s: casework.change_case(s, actor, request.match_info["number"],
-                                                                        change),
+    change = _form_change(request, public_reply=text, mark_replied=_form_text(request, "mark_replied") == "1")
+    return await _apply(request, actor, lambda s: casework.change_case(s, actor, _number(request), change),
                         "公开答复已发布，群众查询进度时可以看到。", {"public_reply": text})
 
 
 @login_required
 async def case_note(request: web.Request, actor: Actor) -> web.Response:
     text = _form_text(request, "internal_note")
-    change = casework.CaseChange(internal_note=text, version=_form_text(request, "version"))
-    return await _apply(request, actor, lambda s: casework.change_case(s, actor, request.match_info["number"],
-                                                                        change),
+    change = _form_change(request, internal_note=text)
+    return await _apply(request, actor, lambda s: casework.change_case(s, actor, _number(request), change),
                         "内部备注已保存（群众看不到）。", {"internal_note": text})
 
 
-@login_required
-async def case_accept(request: web.Request, actor: Actor) -> web.Response:
-    version = _form_text(request, "version")
-    return await _apply(request, actor, lambda s: casework.accept_case(s, actor, request.match_info["number"],
-                                                                        version), "已接单。", {})
+def _transition_handler(action: str, done: str, *fields: str) -> Callable[[web.Request], Awaitable[Any]]:
+    @login_required
+    async def handler(request: web.Request, actor: Actor) -> web.Response:
+        values = {name: _form_text(request, name) for name in fields}
+        change = _form_change(request, **values)
+        return await _apply(request, actor,
+                            lambda s: casework.run_transition(s, actor, _number(request), action, change),
+                            done, values)
+
+    handler.__name__ = f"case_{action}"
+    return handler
 
 
-@login_required
-async def case_decline(request: web.Request, actor: Actor) -> web.Response:
-    reason = _form_text(request, "reason")
-    version = _form_text(request, "version")
-    return await _apply(request, actor,
-                        lambda s: casework.decline_case(s, actor, request.match_info["number"], reason, version),
-                        "已退回，案件回到值班室重新分派。", {"reason": reason})
-
-
-@login_required
-async def case_assign(request: web.Request, actor: Actor) -> web.Response:
-    member_id = _form_text(request, "member_id")
-    version = _form_text(request, "version")
-    return await _apply(request, actor,
-                        lambda s: casework.assign_case(s, actor, request.match_info["number"], member_id, version),
-                        "已派单。", {})
+case_accept = _transition_handler("accept", "已接单，请尽快办理。")
+case_decline = _transition_handler("decline", "已退回值班室重新派单。", "reason")
+case_assign = _transition_handler("assign", "已派单。", "member_id")
+case_transfer = _transition_handler("transfer", "已转办，并记录督办意见。", "department", "reason")

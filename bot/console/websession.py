@@ -100,8 +100,8 @@ async def session_user_id(request: web.Request, config: ConsoleSettings) -> tupl
 
 
 def actor_of(user: User) -> Actor:
-    return Actor(user_id=user.id, username=user.username, role=user.role, member_id=user.member_id,
-                 committee_id=user.committee_id, label=user.label)
+    return Actor(id=user.username, role=user.role, member_id=user.member_id, committee=user.committee_id,
+                 user_id=user.id, label=user.label)
 
 
 def csrf_token(session: Session) -> str:

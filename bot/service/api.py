@@ -153,13 +153,14 @@ async def list_cases(request: web.Request) -> web.Response:
 
 
 async def update_case(request: web.Request) -> web.Response:
-    """Staff and members change a case: `status`, `public_reply` (the resident sees it), `internal_note`
-    (never shown to residents), optional `version` (the case's `version` as read: a stale one is refused
-    with 409 case_conflict). `note` is the older name of `public_reply`. Who did it comes from the token
-    or the console session, never from the body."""
+    """Staff and members change a case: `status` (a target the workflow table allows; `reason`,
+    `member_id`, `department` where that move needs them), `public_reply` (the resident sees it),
+    `internal_note` (never shown to residents), optional `version` (the case's `version` as read: a stale
+    one is refused with 409 concurrent_edit). `note` is the older name of `public_reply`. Who did it comes
+    from the token or the console session, never from the body."""
     from bot.console import casework
-    from bot.console.access import CaseAccessDenied, CaseMissing
     from bot.console.apiauth import load_user, resolve_actor
+    from bot.workflow.errors import WorkflowError
 
     actor = await resolve_actor(request, lambda uid: _in_session(request, lambda _p, s: load_user(s, uid)))
     number = request.match_info["number"]
@@ -167,25 +168,23 @@ async def update_case(request: web.Request) -> web.Response:
     status = optional_str(payload, "status", 20, "状态")
     if status is not None and status not in CASE_STATUS_LABELS:
         raise ApiError("invalid_status")
-    public_reply = optional_str(payload, "public_reply", 2000, "公开答复") or optional_str(payload, "note", 2000, "备注")
+    version = payload.get("version")
+    if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
+        raise ApiError("invalid_field", "“version”应是整数。")
+    public_reply = optional_str(payload, "public_reply", 5000, "公开答复") or optional_str(payload, "note", 5000, "备注")
     change = casework.CaseChange(status=status, public_reply=public_reply,
-                                 internal_note=optional_str(payload, "internal_note", 2000, "内部备注"),
-                                 version=optional_str(payload, "version", 40, "version"))
+                                 internal_note=optional_str(payload, "internal_note", 5000, "内部备注"),
+                                 reason=optional_str(payload, "reason", 5000, "理由"),
+                                 member_id=optional_str(payload, "member_id", 64, "委员"),
+                                 department=optional_str(payload, "department", 100, "部门"), version=version)
 
     def run(pipeline: IntakePipeline, session: Session) -> dict[str, Any]:
         try:
             case = casework.change_case(session, actor, number, change)
-        except CaseMissing as exc:
-            raise ApiError("case_not_found") from exc
-        except CaseAccessDenied as exc:
-            raise ApiError("forbidden") from exc
-        except casework.CaseConflict as exc:
-            raise ApiError("case_conflict") from exc
-        except casework.InvalidChange as exc:
-            raise ApiError("invalid_field", str(exc)) from exc
+        except WorkflowError as exc:
+            raise ApiError(exc.code, exc.message, exc.http_status) from exc
         session.commit()
-        return {**case_view(pipeline, session, case), "version": casework.version_of(case),
-                "updated_by": actor.name}
+        return {**case_view(pipeline, session, case), "version": case.version, "updated_by": actor.id}
 
     return json_response(await _in_session(request, run))
 

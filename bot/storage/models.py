@@ -180,16 +180,3 @@ class CaseCounter(Base):
     year = Column(Integer, primary_key=True, autoincrement=False)
     last = Column(Integer, nullable=False, default=0)
 
-
-class InternalNote(Base):
-    """A note only staff and members see (console "内部备注"). Kept out of `case_events` on purpose: the
-    resident's progress answer reads events, so an internal note can never reach a resident by a query
-    that forgets a filter."""
-
-    __tablename__ = "internal_notes"
-
-    id = Column(Integer, primary_key=True)
-    case_id = Column(Integer, ForeignKey("cases.id"), nullable=False, index=True)
-    text = Column(Text, nullable=False)
-    author = Column(String(100), nullable=False)  # console username, or "api-token"
-    created_at = Column(DateTime, nullable=False, default=utcnow)

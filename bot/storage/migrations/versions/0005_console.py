@@ -1,4 +1,4 @@
-"""Console: accounts, audit log, login failures, internal notes.
+"""Console: accounts, audit log, login failures.
 
 Revision ID: 0005_console
 Revises: 0001_initial
@@ -48,20 +48,9 @@ def upgrade() -> None:
     )
     op.create_index("ix_login_failures_username_created", "login_failures", ["username", "created_at"])
     op.create_index("ix_login_failures_address_created", "login_failures", ["address", "created_at"])
-    op.create_table(
-        "internal_notes",
-        sa.Column("id", sa.Integer(), primary_key=True),
-        sa.Column("case_id", sa.Integer(), sa.ForeignKey("cases.id"), nullable=False),
-        sa.Column("text", sa.Text(), nullable=False),
-        sa.Column("author", sa.String(100), nullable=False),
-        sa.Column("created_at", sa.DateTime(), nullable=False),
-    )
-    op.create_index("ix_internal_notes_case_id", "internal_notes", ["case_id"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_internal_notes_case_id", table_name="internal_notes")
-    op.drop_table("internal_notes")
     op.drop_index("ix_login_failures_address_created", table_name="login_failures")
     op.drop_index("ix_login_failures_username_created", table_name="login_failures")
     op.drop_table("login_failures")
