@@ -383,10 +383,19 @@ async def test_merge_errors(client: TestClient) -> None:
     assert resp.status == 404 and (await resp.json())["error"]["code"] == "submission_not_found"
 
 
+# The workflow table moves a case one step at a time (bot/workflow/states.py); the token acts as admin.
+_PATH = [("assigned", {"committee": "test"}), ("accepted", {}), ("in_progress", {}),
+         ("replied", {"public_reply": "已处理完毕"}), ("resolved", {}), ("closed", {})]
+
+
 async def _set_status(client: TestClient, number: str, status: str) -> None:
-    resp = await client.patch(f"/api/v1/cases/{number}", json={"status": status, "actor": "staff"},
-                              headers={"Authorization": f"Bearer {TOKEN}"})
-    assert resp.status == 200
+    for step, extra in _PATH:
+        resp = await client.patch(f"/api/v1/cases/{number}", json={"status": step, **extra},
+                                  headers={"Authorization": f"Bearer {TOKEN}"})
+        assert resp.status == 200, await resp.text()
+        if step == status:
+            return
+    raise AssertionError(f"no path to {status}")
 
 
 async def _supporters(client: TestClient, number: str) -> int:
@@ -491,14 +500,14 @@ async def test_jurisdiction_from_the_district_named(any_db_client: TestClient, m
 async def test_patch_requires_token(client: TestClient) -> None:
     _, created = await submit(client, "学校门口接送孩子的车太多，交通拥堵")
     url = f"/api/v1/cases/{created['case_number']}"
-    update = {"status": "accepted", "note": "王委员已接单，下周实地走访", "actor": "王委员"}
+    update = {"status": "assigned", "committee": "transport", "note": "已派交通专委会，下周实地走访"}
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
         resp = await client.patch(url, json=update, headers=headers)
         assert resp.status == 401 and (await resp.json())["error"]["code"] == "unauthorized"
     resp = await client.patch(url, json=update, headers={"Authorization": f"Bearer {TOKEN}"})
     body = await resp.json()
     assert resp.status == 200
-    assert body["status"] == "accepted" and body["last_update"]["note"] == "王委员已接单，下周实地走访"
+    assert body["status"] == "assigned" and body["last_update"]["note"] == "已派交通专委会，下周实地走访"
     resp = await client.patch(url, json={"status": "teleported"}, headers={"Authorization": f"Bearer {TOKEN}"})
     assert resp.status == 400 and (await resp.json())["error"]["code"] == "invalid_status"
     resp = await client.patch("/api/v1/cases/SL2000-000009", json=update, headers={"Authorization": f"Bearer {TOKEN}"})

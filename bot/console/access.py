@@ -37,8 +37,9 @@ class Actor:
         return self.label or self.id
 
 
-# The shared bearer token acts as staff (机关); the audit log names it as such.
-API_ACTOR = Actor(id="api-token", role="staff", label="接口调用")
+# The shared bearer token is the operator's credential (scripts, integrations): it acts as admin, inside
+# the same transition table as everyone; the timeline and audit log name it as "api-token".
+API_ACTOR = Actor(id="api-token", role="admin", label="接口调用")
 
 
 def visible_cases(actor: Actor) -> ColumnElement[bool] | None:

@@ -65,6 +65,7 @@ class CaseChange:
     mark_replied: bool = False  # the public reply also moves the case to replied (答复)
     internal_note: str | None = None
     member_id: str | None = None
+    committee: str | None = None
     department: str | None = None
     version: int | None = None
 
@@ -72,7 +73,8 @@ class CaseChange:
 def run_transition(session: Session, actor: Actor, number: str, action: str, change: CaseChange) -> Case:
     text = change.public_reply if action == "reply" else change.reason
     request = wf.TransitionRequest(action=action, text=text,
-                                   member_id=change.member_id, department=change.department,
+                                   member_id=change.member_id, committee=change.committee,
+                                   department=change.department,
                                    expected_version=change.version)
     case, transition = wf.check_transition(session, actor, number, request)
     wf.do_transition(session, actor, case, transition, request)

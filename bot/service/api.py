@@ -153,8 +153,8 @@ async def list_cases(request: web.Request) -> web.Response:
 
 
 async def update_case(request: web.Request) -> web.Response:
-    """Staff and members change a case: `status` (a target the workflow table allows; `reason`,
-    `member_id`, `department` where that move needs them), `public_reply` (the resident sees it),
+    """Staff and members change a case: `status` (one move the workflow table allows from the current
+    status; `reason`, `member_id`/`committee`, `department` where that move needs them), `public_reply` (the resident sees it),
     `internal_note` (never shown to residents), optional `version` (the case's `version` as read: a stale
     one is refused with 409 concurrent_edit). `note` is the older name of `public_reply`. Who did it comes
     from the token or the console session, never from the body."""
@@ -176,6 +176,7 @@ async def update_case(request: web.Request) -> web.Response:
                                  internal_note=optional_str(payload, "internal_note", 5000, "内部备注"),
                                  reason=optional_str(payload, "reason", 5000, "理由"),
                                  member_id=optional_str(payload, "member_id", 64, "委员"),
+                                 committee=optional_str(payload, "committee", 64, "专委会"),
                                  department=optional_str(payload, "department", 100, "部门"), version=version)
 
     def run(pipeline: IntakePipeline, session: Session) -> dict[str, Any]:
