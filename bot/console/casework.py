@@ -16,7 +16,7 @@ from bot.console.access import Actor
 from bot.storage.models import Case, utcnow
 from bot.workflow import cases as wf
 from bot.workflow.errors import InvalidTransition, MissingText
-from bot.workflow.states import Transition, transitions_from
+from bot.workflow.states import Transition
 
 # These transitions have their own forms on the case page: 派单 (choose a member), 接单/退回 (the member's
 # box), 答复 (the public reply form), 转办督办 (department + note). The status select offers the rest.
@@ -30,9 +30,9 @@ def audit(session: Session, actor: Actor, action: str, case: Case | None, **deta
 
 
 def offered(actor: Actor, case: Case) -> list[Transition]:
-    """Transitions this actor may start on this case (table order), assignee-only ones for the holder."""
-    return [t for t in transitions_from(case.status, actor.role)
-            if not (actor.role == "member" and t.assignee_only and case.assignee_member_id != actor.member_id)]
+    """Transitions this actor may start on this case (table order): the workflow's own answer, from the
+    same refusal rules its check_transition applies."""
+    return wf.allowed_actions(actor, case)
 
 
 def status_choices(actor: Actor, case: Case) -> list[Transition]:
