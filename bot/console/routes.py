@@ -51,4 +51,6 @@ def setup_console(app: web.Application, config: ConsoleSettings | None = None) -
     r.add_post("/console/cases/{number}/decline", views.case_decline)
     r.add_post("/console/cases/{number}/assign", views.case_assign)
     r.add_post("/console/cases/{number}/transfer", views.case_transfer)
+    r.add_get("/console/monthly", views.monthly_page)
+    r.add_get("/console/monthly.xlsx", views.monthly_xlsx)
     r.add_static("/console/static", HERE / "static", append_version=True)

@@ -362,3 +362,56 @@ case_accept = _transition_handler("accept", "已接单，请尽快办理。")
 case_decline = _transition_handler("decline", "已退回值班室重新派单。", "reason")
 case_assign = _transition_handler("assign", "已派单。", "member_id")
 case_transfer = _transition_handler("transfer", "已转办，并记录督办意见。", "department", "reason")
+
+
+# ---- the month (对账销号) ----------------------------------------------------------------------------
+
+def _year_month(request: web.Request) -> tuple[int, int]:
+    from bot.workflow.deadlines import local_date
+
+    today = local_date(utcnow())
+    try:
+        year, month = int(request.query.get("year", today.year)), int(request.query.get("month", today.month))
+    except ValueError:
+        year, month = today.year, today.month
+    if not (2000 <= year <= 2100 and 1 <= month <= 12):
+        year, month = today.year, today.month
+    return year, month
+
+
+@login_required
+async def monthly_page(request: web.Request, actor: Actor) -> web.Response:
+    from bot.workflow.monthly import month_rows
+
+    if not actor.is_staff:
+        return _forbidden(request, "月度对账只对机关工作人员开放。")
+    year, month = _year_month(request)
+    rows = await _db(request, month_rows, year, month)
+    return _render(request, "monthly.html", {"year": year, "month": month,
+                                             "committees": [r for r in rows if r.scope == "committee"],
+                                             "members": [r for r in rows if r.scope == "member"]})
+
+
+@login_required
+async def monthly_xlsx(request: web.Request, actor: Actor) -> web.StreamResponse:
+    import tempfile
+    from pathlib import Path
+
+    from bot.workflow.monthly import export_month_xlsx
+
+    if not actor.is_staff:
+        return _forbidden(request, "月度对账只对机关工作人员开放。")
+    year, month = _year_month(request)
+    with tempfile.TemporaryDirectory(prefix="sl-month-") as tmp:
+        path = Path(tmp) / "month.xlsx"
+
+        def work(session: Any) -> None:
+            export_month_xlsx(session, year, month, path)
+            casework.audit(session, actor, "export_month", None, year=year, month=month)
+
+        await _db(request, work)
+        body = path.read_bytes()
+    filename = f"shangliang-{year}-{month:02d}.xlsx"
+    return web.Response(body=body, headers={
+        "Content-Type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"})
