@@ -342,3 +342,32 @@ def test_month_page_and_excel(page: Any, console: Console, tmp_path: Path) -> No
         assert other.goto(f"{console.url}/console/monthly").status == 403
     finally:
         member.close()
+
+
+def test_staff_merge_undo_and_split(page: Any, console: Console) -> None:
+    login(page, console, "staff1", path="/console/cases?q=第10号楼")
+    [source] = queue_numbers(page)
+    page.goto(f"{console.url}/console/cases?q=第12号楼")
+    [target] = queue_numbers(page)
+    page.goto(f"{console.url}/console/cases/{source}")
+    page.fill("form[action$='/merge'] input[name=target]", target)
+    page.click("form[action$='/merge'] button")
+    assert page.url.endswith(f"/console/cases/{target}")  # the page of the case it joined
+    assert "群众反映（2 条）" in page.locator("main").inner_text()
+    assert source in page.locator("ul.merged").inner_text()
+    _, view = console.get_json(f"/api/v1/cases/{target}")
+    assert view["supporters"] == 2
+    page.click(f"form[action='/console/cases/{source}/unmerge'] button")
+    assert "已撤销合并" in page.locator(".notice.ok").inner_text()
+    _, view = console.get_json(f"/api/v1/cases/{target}")
+    assert view["supporters"] == 1
+    _, back = console.get_json(f"/api/v1/cases/{source}")
+    assert back["status"] != "merged"
+    # Merge again, then split the report back out from the target's page.
+    page.goto(f"{console.url}/console/cases/{source}")
+    page.fill("form[action$='/merge'] input[name=target]", target)
+    page.click("form[action$='/merge'] button")
+    page.locator("form.split button").last.click()
+    assert "拆分为单独的案件" in page.locator(".notice.ok").inner_text()
+    _, view = console.get_json(f"/api/v1/cases/{target}")
+    assert view["supporters"] == 1

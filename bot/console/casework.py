@@ -112,3 +112,32 @@ def change_case(session: Session, actor: Actor, number: str, change: CaseChange)
         audit(session, actor, "internal_note", case, chars=len(change.internal_note))
     session.flush()
     return case
+
+
+def merge_case(session: Session, actor: Actor, number: str, target_number: str, version: int | None) -> Case:
+    """Staff merge a duplicate the detector missed into `target_number`; returns the target."""
+    from bot.workflow import merging
+
+    source, target = merging.check_merge_cases(session, actor, number, target_number.strip())
+    merging.do_merge_cases(session, actor, source, target, expected_versions=(version, None))
+    audit(session, actor, "merge", source, into=target.number)
+    return target
+
+
+def undo_merge(session: Session, actor: Actor, number: str) -> Case:
+    from bot.workflow import merging
+
+    source = merging.check_undo_merge(session, actor, number)
+    merging.do_undo_merge(session, actor, source)
+    audit(session, actor, "undo_merge", source)
+    return source
+
+
+def split_report(session: Session, actor: Actor, number: str, submission_id: int) -> Case:
+    """A wrongly merged report goes back to a case of its own; returns that case."""
+    from bot.workflow import merging
+
+    case, submission = merging.check_split(session, actor, number, submission_id)
+    own = merging.do_split(session, actor, case, submission)
+    audit(session, actor, "split", case, submission_id=submission_id, into=own.number)
+    return own

@@ -250,6 +250,7 @@ def _case_context(session: Any, actor: Actor, number: str,
             "can_assign": casework.can(actor, case, "assign"),
             "can_transfer": casework.can(actor, case, "transfer"),
             "can_mark_replied": casework.can(actor, case, "reply"),
+            "can_merge": actor.is_staff and case.status not in ("merged", "resolved", "closed"),
             "members": session.execute(select(Member.id, Member.name).where(Member.active.is_(True))
                                        .order_by(Member.id)).all() if actor.is_staff else []}
 
@@ -292,8 +293,11 @@ async def _apply(request: web.Request, actor: Actor, work: Callable[[Any], Any],
         return await _show_case(request, actor, number, status=exc.http_status,
                                 extra={"error": exc.message, "kept": kept})
     _flash(await get_session(request), "ok", done_message)
-    if isinstance(case, Case) and not await _db(request, _still_visible, actor, case.number):
-        raise web.HTTPFound("/console/cases")
+    if isinstance(case, Case):
+        # Merges and splits answer with the case to look at next (the target, the new case).
+        if not await _db(request, _still_visible, actor, case.number):
+            raise web.HTTPFound("/console/cases")
+        raise web.HTTPFound(f"/console/cases/{case.number}")
     raise web.HTTPFound(f"/console/cases/{number}")
 
 
@@ -362,6 +366,32 @@ case_accept = _transition_handler("accept", "已接单，请尽快办理。")
 case_decline = _transition_handler("decline", "已退回值班室重新派单。", "reason")
 case_assign = _transition_handler("assign", "已派单。", "member_id")
 case_transfer = _transition_handler("transfer", "已转办，并记录督办意见。", "department", "reason")
+
+
+@login_required
+async def case_merge(request: web.Request, actor: Actor) -> web.Response:
+    target = _form_text(request, "target")
+    version = _form_change(request).version
+    return await _apply(request, actor, lambda s: casework.merge_case(s, actor, _number(request), target, version),
+                        f"已把 {_number(request)} 并入本案，反映人数已合计。可在下方“并入本案的案件”中撤销。",
+                        {"target": target})
+
+
+@login_required
+async def case_unmerge(request: web.Request, actor: Actor) -> web.Response:
+    return await _apply(request, actor, lambda s: casework.undo_merge(s, actor, _number(request)),
+                        "已撤销合并，案件恢复为单独办理。", {})
+
+
+@login_required
+async def case_split(request: web.Request, actor: Actor) -> web.Response:
+    try:
+        submission_id = int(_form_text(request, "submission_id"))
+    except ValueError:
+        submission_id = -1
+    return await _apply(request, actor,
+                        lambda s: casework.split_report(s, actor, _number(request), submission_id),
+                        "已把这条反映拆分为单独的案件。", {})
 
 
 # ---- the month (对账销号) ----------------------------------------------------------------------------
