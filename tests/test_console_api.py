@@ -1,5 +1,5 @@
 """PATCH /api/v1/cases/{n} as the console's API twin, over HTTP against the intake service (aiohttp test
-server, real SQLite database): public reply vs internal note, versions, who did it, sessions and CSRF."""
+server, real SQLite and PostgreSQL databases): public reply vs internal note, versions, who did it, sessions and CSRF."""
 
 from __future__ import annotations
 
@@ -24,10 +24,11 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture()
-async def setup(var_dir: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[TestClient, Seeded]]:
+async def setup(var_dir: Path, database_url: str,
+                monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[TestClient, Seeded]]:
+    """The service on SQLite, then on a private PostgreSQL schema (skipped when it does not answer)."""
     monkeypatch.setenv("SHANGLIANG_API_TOKEN", TOKEN)
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    url = f"sqlite:///{var_dir / 'console.db'}"
+    url = database_url
     monkeypatch.setenv("DATABASE_URL", url)
     settings.cache_clear()
     seeded = seed(url)

@@ -65,7 +65,7 @@ def _render(request: web.Request, template: str, context: dict[str, Any], status
                                               app_key=TEMPLATES)
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Frame-Options"] = "DENY"
-    response.headers["Content-Security-Policy"] = "default-src 'self'; img-src 'self' https: data:"
+    response.headers["Content-Security-Policy"] = "default-src 'self'; img-src 'self' https: http: data:"
     return response
 
 
