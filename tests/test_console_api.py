@@ -109,3 +109,22 @@ async def test_no_credentials_is_401(setup: tuple[TestClient, Seeded]) -> None:
     client, seeded = setup
     resp = await client.patch(f"/api/v1/cases/{seeded.wang_case}", json={"public_reply": "x"})
     assert resp.status == 401 and (await resp.json())["error"]["code"] == "unauthorized"
+
+
+async def test_queue_visibility_matches_the_workflow(setup: tuple[TestClient, Seeded]) -> None:
+    """The queue's faster member clause selects exactly bot.workflow.access.member_filter's cases."""
+    from bot.console.access import Actor, visible_cases
+    from bot.storage.models import Case
+    from bot.workflow.access import member_filter
+
+    client, seeded = setup
+    await client.patch(f"/api/v1/cases/{seeded.desk_case}", headers=AUTH,
+                       json={"status": "assigned", "committee": "env"})  # held by a committee, no route
+    with db.session_scope() as session:
+        for actor in (Actor(id="wang", role="member", member_id="wang", committee="transport"),
+                      Actor(id="li", role="member", member_id="li", committee="env"),
+                      Actor(id="x", role="member", member_id=None, committee="env"),
+                      Actor(id="y", role="member")):
+            ours = set(session.execute(sa.select(Case.id).where(visible_cases(actor))).scalars())
+            theirs = set(session.execute(sa.select(Case.id).where(member_filter(actor))).scalars())
+            assert ours == theirs, actor

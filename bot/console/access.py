@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import or_, select
 from sqlalchemy.sql import ColumnElement
 
-from bot.workflow.access import member_filter
+from bot.routing.models import Route
+from bot.storage.models import Case
 from bot.workflow.actors import is_staff
 
 
@@ -43,7 +45,19 @@ API_ACTOR = Actor(id="api-token", role="admin", label="接口调用")
 
 
 def visible_cases(actor: Actor) -> ColumnElement[bool] | None:
-    """A WHERE clause limiting cases to what the actor may open; None means every case."""
+    """A WHERE clause limiting queue queries to the cases the actor may open; None means every case.
+
+    The same set as bot.workflow.access.member_filter (tests/test_console_api.py checks they agree), in
+    the `IN (SELECT case_id FROM routes ...)` form: SQLite then reads the member's routes once instead of
+    probing them for every case, which keeps a member's queue fast at 10,000 cases. Opening a case still
+    goes through bot.workflow.access.access_case."""
     if actor.is_staff:
         return None
-    return member_filter(actor)
+    if not actor.member_id and not actor.committee:
+        return Case.id.is_(None)  # a member account not linked to the directory sees nothing
+    routed = [Route.member_id == actor.member_id] if actor.member_id else []
+    held = [Case.assignee_member_id == actor.member_id] if actor.member_id else []
+    if actor.committee:
+        routed.append(Route.committee_id == actor.committee)
+        held.append(Case.assignee_committee_id == actor.committee)
+    return or_(Case.id.in_(select(Route.case_id).where(or_(*routed))), *held)

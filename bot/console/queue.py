@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from sqlalchemy import exists, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
 from bot.console.access import Actor, visible_cases
 from bot.routing.models import Route
@@ -131,12 +131,39 @@ class QueuePage:
     pages: int
 
 
-def load_queue(session: Session, actor: Actor, f: QueueFilters, page_size: int = PAGE_SIZE) -> QueuePage:
+# What a queue row shows: loading only these keeps the long text columns (summary) out of the page query.
+ROW_COLUMNS = (Case.id, Case.number, Case.title, Case.status, Case.topic, Case.place, Case.jurisdiction,
+               Case.supporter_count, Case.created_at, Case.updated_at, Case.due_at, Case.waiting_since)
+
+
+def _status_only(f: QueueFilters) -> bool:
+    return not (f.topic or f.committee or f.area or f.overdue or f.min_supporters or f.date_from or f.date_to
+                or f.q or f.mine)
+
+
+def _total_from_counts(f: QueueFilters, counts: dict[str, int]) -> int:
+    if f.status == "open":
+        return sum(n for s, n in counts.items() if s in OPEN_STATES)
+    if f.status == "closed":
+        return sum(n for s, n in counts.items() if s in ("resolved", "closed"))
+    if f.status:
+        return counts.get(f.status, 0)
+    return sum(n for s, n in counts.items() if s != "merged")
+
+
+def load_queue(session: Session, actor: Actor, f: QueueFilters, page_size: int = PAGE_SIZE,
+               counts: dict[str, int] | None = None) -> QueuePage:
+    """One page of the queue. With `counts` (status_counts for this actor) a status-only view takes its
+    total from them instead of counting again."""
     where = _conditions(actor, f, utcnow())
-    total = session.execute(select(func.count(Case.id)).where(*where)).scalar_one()
+    if counts is not None and _status_only(f):
+        total = _total_from_counts(f, counts)
+    else:
+        total = session.execute(select(func.count(Case.id)).where(*where)).scalar_one()
     pages = max((total + page_size - 1) // page_size, 1)
     page = min(f.page, pages)
-    rows = session.execute(select(Case).where(*where).order_by(SORTS[f.sort][1], Case.id.desc())
+    rows = session.execute(select(Case).options(load_only(*ROW_COLUMNS)).where(*where)
+                           .order_by(SORTS[f.sort][1], Case.id.desc())
                            .offset((page - 1) * page_size).limit(page_size)).scalars().all()
     return QueuePage(cases=list(rows), total=int(total), page=page, pages=pages)
 

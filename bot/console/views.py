@@ -172,7 +172,8 @@ def _topic_namer(request: web.Request) -> Callable[[str | None], str]:
 
 def _queue_context(session: Any, actor: Actor, filters: queue.QueueFilters,
                    topic_name: Callable[[str | None], str]) -> dict[str, Any]:
-    page = queue.load_queue(session, actor, filters)
+    counts = queue.status_counts(session, actor)
+    page = queue.load_queue(session, actor, filters, counts=counts)
     now = utcnow()
     rows = [{"number": c.number, "title": safe_redact(c.title) or "（无标题）", "status": c.status,
              "topic": topic_name(c.topic), "place": safe_redact(c.place) if c.place else (c.jurisdiction or ""),
@@ -185,7 +186,7 @@ def _queue_context(session: Any, actor: Actor, filters: queue.QueueFilters,
                               .order_by(Member.id)).all() if actor.is_staff else []
     return {"rows": rows, "page": page, "filters": filters,
             "topics": sorted((t, topic_name(t)) for t in topics),
-            "committees": committees, "members": members, "counts": queue.status_counts(session, actor),
+            "committees": committees, "members": members, "counts": counts,
             "sorts": {k: v[0] for k, v in queue.SORTS.items()},
             "bulk_statuses": ["in_progress", "resolved", "closed", "reopened"]}
 
