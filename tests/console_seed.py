@@ -52,7 +52,7 @@ def seed(url: str) -> Seeded:
         session.add_all([wang, li, desk])
         session.flush()
         wang_case = _case(session, "幸福路和建设路路口的红绿灯坏了一个星期了，早晚高峰车堵得厉害，过马路很危险。",
-                          place="西湖区幸福路建设路口", topic="traffic", status="assigned", members=[wang],
+                          place="西湖区幸福路建设路口", topic="transport", status="assigned", members=[wang],
                           contact={"phone": "13912345678", "name": "张三", "consent": True})
         li_case = _case(session, "小区门口垃圾站一直没人清运，臭气很大。我电话13800001111，别公开。",
                         place="拱墅区和睦街道", topic="environment", status="assigned", members=[li])

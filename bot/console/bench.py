@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import Any
 
 QUERIES = ["", "?status=received", "?status=open&sort=supporters", "?q=路灯", "?area=西湖区",
-           "?overdue=1", "?topic=traffic&sort=oldest", "?page=100", "?committee=transport",
+           "?overdue=1", "?topic=transport&sort=oldest", "?page=100", "?committee=transport",
            "?supporters=3&from=2026-01-01"]
 PLACES = ["西湖区文三路", "拱墅区和睦街道", "上城区清波街道", "滨江区长河街道", "余杭区良渚街道"]
 PROBLEMS = ["路灯不亮", "下水道堵塞", "红绿灯故障", "垃圾清运不及时", "噪音扰民", "占道经营"]
 STATUSES = ["received", "assigned", "accepted", "in_progress", "replied", "resolved", "closed"]
-TOPICS = ["traffic", "environment", "urban_construction", "social_security", "other"]
+TOPICS = ["transport", "environment", "urban_construction", "social_security", "health"]
 
 
 def _seed(url: str, n: int) -> None:
