@@ -1,7 +1,9 @@
 """`shangliang train`: train the Rasa model only when its training data changed.
 
 Models are cached by a hash of everything that shapes them (config, domain, NLU/stories/rules, the jieba
-dictionary and the Rasa version), so a second `make run` or test session reuses the same file.
+dictionary, the Rasa version, and the sentence encoder whose vectors the NLU reads: its variant, a digest of
+its weights and the code that turns text into features), so a second `make run` or test session reuses the
+same file, and a model trained on other vectors is never reused.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from bot.config import REPO_ROOT
 
@@ -23,6 +26,8 @@ log = logging.getLogger(__name__)
 
 RASA_DATA_DIRS = ["nlu_data/nlu", "nlu_data/stories", "nlu_data/rules"]
 HASHED_PATHS = ["config.yml", "domain.yml", *RASA_DATA_DIRS, "nlu_data/jieba"]
+# Code that shapes the NLU's dense features (bot.nlu.EncoderFeaturizer): its own package and the encoder.
+ENCODER_CODE_PATHS = ["bot/nlu", "index/encoder.py", "index/onnx_runtime.py"]
 
 
 def model_cache_dir() -> Path:
@@ -33,6 +38,34 @@ def model_cache_dir() -> Path:
     return path
 
 
+def encoder_fingerprint() -> str:
+    """Which vectors the NLU's encoder features would be: the configured variant name (folder, token
+    limit, int8, runtime), the query prefix, and a digest of the folder's weights and config
+    (`index.onnx_runtime.source_digest`, which also covers the exporter, ONNX Runtime and torch versions)."""
+    from bot.config import resolve_path, settings
+    from index.encoder import configured_name
+
+    cfg = dict(settings().get("encoder") or {})
+    path = resolve_path(cfg["model_path"])
+    weights = "missing"
+    if (path / "config.json").is_file():
+        from index.onnx_runtime import source_digest
+
+        weights = source_digest(path, bool(cfg.get("quantize", False)))
+    return f"encoder={configured_name()};prefix={cfg.get('query_prefix', 'query: ')!r};weights={weights}"
+
+
+def _hash_paths(digest: Any, root: Path, paths: list[str]) -> None:
+    for rel in paths:
+        path = root / rel
+        files = sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts) \
+            if path.is_dir() else [path]
+        for file in files:
+            if file.exists():
+                digest.update(str(file.relative_to(root)).encode())
+                digest.update(file.read_bytes())
+
+
 def training_data_hash(root: Path = REPO_ROOT) -> str:
     digest = hashlib.sha256()
     try:
@@ -41,13 +74,9 @@ def training_data_hash(root: Path = REPO_ROOT) -> str:
         digest.update(f"rasa={rasa.__version__}".encode())
     except ImportError:  # pragma: no cover - rasa is always installed with the project
         pass
-    for rel in HASHED_PATHS:
-        path = root / rel
-        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-        for file in files:
-            if file.exists():
-                digest.update(str(file.relative_to(root)).encode())
-                digest.update(file.read_bytes())
+    _hash_paths(digest, root, HASHED_PATHS)
+    _hash_paths(digest, root, ENCODER_CODE_PATHS)
+    digest.update(encoder_fingerprint().encode())
     return digest.hexdigest()[:16]
 
 
