@@ -107,7 +107,7 @@ def test_cache_returns_the_encoders_vectors_and_stays_bounded() -> None:
     assert encoder.calls == [["好的"], ["不用了"]]  # duplicates encoded once
     np.testing.assert_array_equal(out[:, 0], [2, 3, 2])
     cached.encode([" 好的 "])  # the same text after whitespace cleaning: a hit
-    assert len(encoder.calls) == 1
+    assert len(encoder.calls) == 2
     cached.encode(["谢谢"])  # evicts the least recently used ("不用了")
     cached.encode(["不用了"])
     assert encoder.calls[-1] == ["不用了"] and len(cached._cache) == 2
