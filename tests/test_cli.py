@@ -46,7 +46,11 @@ def test_model_hash_follows_the_nlu_encoder(tmp_path: Path, monkeypatch: pytest.
     from bot.config import settings
 
     _copy_hashed_inputs(tmp_path)
+    config = tmp_path / "config.yml"
+    without = training_data_hash(tmp_path)
+    config.write_text("pipeline:\n  - name: bot.nlu.encoder_featurizer.EncoderFeaturizer\n", encoding="utf-8")
     before = training_data_hash(tmp_path)
+    assert before != without
     monkeypatch.setenv("SHANGLIANG_ENCODER_RUNTIME", "torch")  # int8 torch vectors, not ONNX Runtime's
     settings.cache_clear()
     try:
@@ -57,3 +61,13 @@ def test_model_hash_follows_the_nlu_encoder(tmp_path: Path, monkeypatch: pytest.
     assert training_data_hash(tmp_path) == before
     (tmp_path / "bot" / "nlu" / "vectors.py").write_text("# changed\n", encoding="utf-8")
     assert training_data_hash(tmp_path) != before
+    # A pipeline without bot.nlu components ignores the encoder: no retrain when only it changes.
+    config.write_text("pipeline:\n  - name: DIETClassifier\n", encoding="utf-8")
+    plain = training_data_hash(tmp_path)
+    monkeypatch.setenv("SHANGLIANG_ENCODER_RUNTIME", "torch")
+    settings.cache_clear()
+    try:
+        assert training_data_hash(tmp_path) == plain
+    finally:
+        monkeypatch.delenv("SHANGLIANG_ENCODER_RUNTIME")
+        settings.cache_clear()

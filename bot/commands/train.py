@@ -1,8 +1,8 @@
 """`shangliang train`: train the Rasa model only when its training data changed.
 
 Models are cached by a hash of everything that shapes them (config, domain, NLU/stories/rules, the jieba
-dictionary, the Rasa version, and the sentence encoder whose vectors the NLU reads: its variant, a digest of
-its weights and the code that turns text into features), so a second `make run` or test session reuses the
+dictionary, the Rasa version, and, when the pipeline uses `bot.nlu`'s encoder features, the encoder whose
+vectors the NLU reads: its variant, a digest of its weights and the code that turns text into features), so a second `make run` or test session reuses the
 same file, and a model trained on other vectors is never reused.
 """
 
@@ -75,9 +75,23 @@ def training_data_hash(root: Path = REPO_ROOT) -> str:
     except ImportError:  # pragma: no cover - rasa is always installed with the project
         pass
     _hash_paths(digest, root, HASHED_PATHS)
-    _hash_paths(digest, root, ENCODER_CODE_PATHS)
-    digest.update(encoder_fingerprint().encode())
+    if uses_encoder_features(root):
+        _hash_paths(digest, root, ENCODER_CODE_PATHS)
+        digest.update(encoder_fingerprint().encode())
     return digest.hexdigest()[:16]
+
+
+def uses_encoder_features(root: Path = REPO_ROOT) -> bool:
+    """Whether config.yml's pipeline has a component from bot.nlu (only then do the encoder's vectors shape
+    the model; without one, encoder changes must not force a retrain)."""
+    import yaml
+
+    try:
+        config = yaml.safe_load((root / "config.yml").read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return False
+    return any(str(step.get("name", "")).startswith("bot.nlu.") for step in config.get("pipeline") or []
+               if isinstance(step, dict))
 
 
 def trained_model_path(root: Path = REPO_ROOT) -> Path:
