@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from bot.cli import build_parser
-from bot.commands.train import ENCODER_CODE_PATHS, HASHED_PATHS, training_data_hash
+from bot.commands.train import HASHED_PATHS, training_data_hash
+from bot.nlu.vectors import FEATURE_CODE_PATHS
 
 
 def test_every_documented_command_is_registered() -> None:
@@ -20,7 +21,7 @@ def test_every_documented_command_is_registered() -> None:
 
 def _copy_hashed_inputs(tmp_path: Path) -> None:
     repo = Path(__file__).resolve().parent.parent
-    for rel in [*HASHED_PATHS, *ENCODER_CODE_PATHS]:
+    for rel in [*HASHED_PATHS, *FEATURE_CODE_PATHS]:
         src = repo / rel
         if src.is_dir():
             shutil.copytree(src, tmp_path / rel)

@@ -118,3 +118,19 @@ def test_invalid_config_is_rejected(storage: LocalModelStorage) -> None:
 
     with pytest.raises(InvalidConfigException):
         _component(storage, Resource("bad"), max_seq_length=0)
+
+
+def test_rasa_fingerprint_follows_the_encoder(encoder_model_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rasa restores cached component outputs by fingerprint: another encoder variant must not hit."""
+    from bot.config import settings
+
+    config = EncoderFeaturizer.get_default_config()
+    before = EncoderFeaturizer.fingerprint_addon(config)
+    assert before == EncoderFeaturizer.fingerprint_addon(config)
+    monkeypatch.setenv("SHANGLIANG_ENCODER_RUNTIME", "torch")
+    settings.cache_clear()
+    try:
+        assert EncoderFeaturizer.fingerprint_addon(config) != before
+    finally:
+        monkeypatch.delenv("SHANGLIANG_ENCODER_RUNTIME")
+        settings.cache_clear()

@@ -26,8 +26,6 @@ log = logging.getLogger(__name__)
 
 RASA_DATA_DIRS = ["nlu_data/nlu", "nlu_data/stories", "nlu_data/rules"]
 HASHED_PATHS = ["config.yml", "domain.yml", *RASA_DATA_DIRS, "nlu_data/jieba"]
-# Code that shapes the NLU's dense features (bot.nlu.EncoderFeaturizer): its own package and the encoder.
-ENCODER_CODE_PATHS = ["bot/nlu", "index/encoder.py", "index/onnx_runtime.py"]
 
 
 def model_cache_dir() -> Path:
@@ -36,23 +34,6 @@ def model_cache_dir() -> Path:
     path = Path(os.environ.get("SHANGLIANG_MODEL_CACHE", default))
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def encoder_fingerprint() -> str:
-    """Which vectors the NLU's encoder features would be: the configured variant name (folder, token
-    limit, int8, runtime), the query prefix, and a digest of the folder's weights and config
-    (`index.onnx_runtime.source_digest`, which also covers the exporter, ONNX Runtime and torch versions)."""
-    from bot.config import resolve_path, settings
-    from index.encoder import configured_name
-
-    cfg = dict(settings().get("encoder") or {})
-    path = resolve_path(cfg["model_path"])
-    weights = "missing"
-    if (path / "config.json").is_file():
-        from index.onnx_runtime import source_digest
-
-        weights = source_digest(path, bool(cfg.get("quantize", False)))
-    return f"encoder={configured_name()};prefix={cfg.get('query_prefix', 'query: ')!r};weights={weights}"
 
 
 def _hash_paths(digest: Any, root: Path, paths: list[str]) -> None:
@@ -76,8 +57,9 @@ def training_data_hash(root: Path = REPO_ROOT) -> str:
         pass
     _hash_paths(digest, root, HASHED_PATHS)
     if uses_encoder_features(root):
-        _hash_paths(digest, root, ENCODER_CODE_PATHS)
-        digest.update(encoder_fingerprint().encode())
+        from bot.nlu.vectors import feature_fingerprint
+
+        digest.update(feature_fingerprint(root).encode())
     return digest.hexdigest()[:16]
 
 

@@ -10,7 +10,8 @@ head reads the sentence feature; sequence features for entities stay with the n-
 
 Training stores the encoder's variant name with the model; loading a model under another variant (another
 folder, token cap, int8 switch or runtime) fails loudly instead of classifying foreign vectors. The train
-cache key (`bot.commands.train`) includes the same facts, so a stale model is retrained first.
+cache key (`bot.commands.train`) and Rasa's own training cache (`fingerprint_addon`) include the encoder's
+variant, weights digest and the feature code, so stale features or models are never reused.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from rasa.shared.nlu.training_data.features import Features
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from bot.nlu.vectors import CachedVectors, shared_encoder
+from bot.nlu.vectors import CachedVectors, feature_fingerprint, shared_encoder
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,13 @@ class EncoderFeaturizer(DenseFeaturizer, GraphComponent):
     @staticmethod
     def required_packages() -> list[str]:
         return ["onnxruntime", "transformers"]
+
+    @classmethod
+    def fingerprint_addon(cls, config: dict[str, Any]) -> str | None:
+        """Rasa caches each component's training output by its config and inputs; the encoder is outside
+        the graph, so its variant, weights and the feature code join the fingerprint (another encoder
+        must not restore cached features)."""
+        return feature_fingerprint()
 
     @classmethod
     def validate_config(cls, config: dict[str, Any]) -> None:

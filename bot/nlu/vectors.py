@@ -15,13 +15,18 @@ messages; a hit costs nothing. Entries are keyed by the exact text, so a hit ret
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
 from index.encoder import Encoder, clean_text, encoder_from_settings
+
+# Code that shapes the features (relative to the repository root): this package and the encoder.
+FEATURE_CODE_PATHS = ["bot/nlu", "index/encoder.py", "index/onnx_runtime.py"]
 
 _shared: dict[tuple[int, int], Encoder] = {}
 _shared_lock = threading.Lock()
@@ -76,3 +81,35 @@ class CachedVectors:
                 while len(self._cache) > self.cache_size:
                     self._cache.popitem(last=False)
         return out
+
+
+def encoder_fingerprint() -> str:
+    """Which vectors the configured encoder gives, without loading it: the variant name (folder, token
+    limit, int8, runtime), the query prefix, and a digest of the folder's weights and config
+    (`index.onnx_runtime.source_digest`, which also covers the exporter, ONNX Runtime and torch versions)."""
+    from bot.config import resolve_path, settings
+    from index.encoder import configured_name
+
+    cfg = dict(settings().get("encoder") or {})
+    path = resolve_path(cfg["model_path"])
+    weights = "missing"
+    if (path / "config.json").is_file():
+        from index.onnx_runtime import source_digest
+
+        weights = source_digest(path, bool(cfg.get("quantize", False)))
+    return f"encoder={configured_name()};prefix={cfg.get('query_prefix', 'query: ')!r};weights={weights}"
+
+
+def feature_fingerprint(root: Path | None = None) -> str:
+    """The encoder's fingerprint plus a digest of the feature code under `root` (default: this checkout)."""
+    from bot.config import REPO_ROOT
+
+    root = root or REPO_ROOT
+    digest = hashlib.sha256()
+    for rel in FEATURE_CODE_PATHS:
+        path = root / rel
+        files = sorted(p for p in path.rglob("*.py") if "__pycache__" not in p.parts) if path.is_dir() else [path]
+        for file in files:
+            if file.is_file():
+                digest.update(str(file.relative_to(root)).encode() + b"\0" + file.read_bytes())
+    return f"{encoder_fingerprint()};code={digest.hexdigest()[:16]}"
