@@ -2,8 +2,9 @@
 
 Models are cached by a hash of everything that shapes them (config, domain, NLU/stories/rules, the jieba
 dictionary, the Rasa version, and, when the pipeline uses `bot.nlu`'s encoder features, the encoder whose
-vectors the NLU reads: its variant, a digest of its weights and the code that turns text into features), so a second `make run` or test session reuses the
-same file, and a model trained on other vectors is never reused.
+vectors the NLU reads: its variant, a digest of its weights and the code that turns text into features),
+so a second `make run` or test session reuses the same file, and a model trained on other vectors is never
+reused.
 """
 
 from __future__ import annotations
