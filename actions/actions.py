@@ -16,17 +16,16 @@ from actions.intake_client import IntakeClient, IntakeError, IntakeUnavailable
 from actions.parsing import (
     NO_PHONE,
     UNKNOWN,
-    anonymity,
     correction_target,
     correction_value,
-    find_case_number,
-    find_phone,
-    is_skip,
-    meaningful_length,
     merge_place,
     strip_filler,
-    yes_no,
 )
+from bot.config import case_number_prefix
+from bot.text.answers import Answer, anonymity, consent, is_skip, yes_no
+from bot.text.casenumbers import find_case_number
+from bot.text.phones import find_phone
+from bot.text.vague import meaningful_length
 
 logger = logging.getLogger(__name__)
 
@@ -217,11 +216,11 @@ class ValidateConcernForm(FormValidationAction):
         phone = find_phone(text)
         if phone:
             return {"contact_consent": True, "phone": phone}
-        answer = yes_no(text, _intent(tracker))
-        if answer is None:
+        answer = consent(text, _intent(tracker))
+        if answer not in (Answer.YES, Answer.NO):
             dispatcher.utter_message(text="不好意思没听明白。愿意留电话请说“可以”，不想留说“不留”就行。")
             return {"contact_consent": None}
-        if answer is False:
+        if answer is Answer.NO:
             dispatcher.utter_message(text="好的，不留电话也没关系，进展可以随时在这里问我。")
             return {"contact_consent": False, "phone": None}
         return {"contact_consent": True}
@@ -234,7 +233,7 @@ class ValidateConcernForm(FormValidationAction):
         phone = find_phone(text)
         if phone:
             return {"phone": phone}
-        if text == NO_PHONE or yes_no(text, _intent(tracker)) is False:
+        if text == NO_PHONE or yes_no(text, _intent(tracker)) is Answer.NO:
             dispatcher.utter_message(text="好的，那就不留电话了。")
             return {"phone": None, "contact_consent": False}
         dispatcher.utter_message(text="这个号码好像不太对。请输入11位手机号，或带区号的座机号（如0571-88886666）；不想留可以说“不留”。")
@@ -247,9 +246,10 @@ class ValidateConcernForm(FormValidationAction):
         if isinstance(value, bool):
             return {"anonymous": value}
         answer = anonymity(str(value or ""), _intent(tracker))
-        if answer is None:
+        if answer not in (Answer.YES, Answer.NO):
             dispatcher.utter_message(text="需要匿名请说“匿名”，不需要请说“不用”。")
-        return {"anonymous": answer}
+            return {"anonymous": None}
+        return {"anonymous": answer is Answer.YES}
 
 
 class ActionReadBack(Action):
@@ -388,7 +388,7 @@ class ActionMergeDecision(Action):
             dispatcher.utter_message(text=f"好的，您的问题按编号 {own or '已登记的编号'} 单独跟进。")
             return events
         try:
-            if yes_no(_text(tracker), _intent(tracker)):
+            if yes_no(_text(tracker), _intent(tracker)) is Answer.YES:
                 result = await client.merge(int(submission_id), str(target))
                 supporters = result.get("supporters")
                 dispatcher.utter_message(
@@ -454,12 +454,12 @@ class ActionCorrectSlot(Action):
         if slot == "phone":
             if phone:
                 return {"phone": phone, "contact_consent": True}
-            if yes_no(text) is False or "不留" in text:
+            if yes_no(text) is Answer.NO or "不留" in text:
                 return {"phone": None, "contact_consent": False}
             return None
         if slot == "anonymous":
             answer = anonymity(text)
-            return None if answer is None else {"anonymous": answer}
+            return {"anonymous": answer is Answer.YES} if answer in (Answer.YES, Answer.NO) else None
         if not value:
             return None
         if slot == "place":
@@ -511,7 +511,9 @@ class ActionCheckProgress(Action):
                   domain: DomainDict) -> list[EventType]:
         client = _client()
         text = _text(tracker)
-        number = find_case_number(_entity(tracker, "case_number") or "") or find_case_number(text)
+        prefix = case_number_prefix()
+        number = (find_case_number(_entity(tracker, "case_number") or "", prefix)
+                  or find_case_number(text, prefix))
         try:
             await spool.flush(client)
             if number:

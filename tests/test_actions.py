@@ -24,7 +24,9 @@ from actions.actions import (
     ActionSubmitConcern,
     ValidateConcernForm,
 )
-from actions.parsing import find_case_number, find_phone, yes_no
+from bot.text.answers import Answer, yes_no
+from bot.text.casenumbers import find_case_number
+from bot.text.phones import find_phone
 
 
 class FakeIntake:
@@ -146,7 +148,7 @@ def test_parsing_tolerates_resident_input() -> None:
     assert find_phone("电话 139 1234 5678") == "13912345678"
     assert find_phone("座机0571-88886666") == "0571-88886666"
     assert find_phone("12345") is None
-    assert yes_no("不留") is False and yes_no("可以的") is True and yes_no("今天下雨") is None
+    assert yes_no("不留") is Answer.NO and yes_no("可以的") is Answer.YES and yes_no("今天下雨") is Answer.UNKNOWN
 
 
 async def test_detailed_opener_prefills_the_form(fake: FakeIntake) -> None:

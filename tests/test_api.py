@@ -540,12 +540,15 @@ async def test_handoff(client: TestClient) -> None:
 
 async def test_analyze_endpoint(client: TestClient) -> None:
     resp = await client.post("/api/v1/analyze", json={"text": "我要投诉"})
-    assert await resp.json() == {"vague": True, "place": None, "since_when": None, "scope": None, "phone": None}
+    assert await resp.json() == {"vague": True, "place": None, "place_parts": None, "since_when": None,
+                                 "scope": None, "phone": None}
     resp = await client.post("/api/v1/analyze",
                              json={"text": "幸福小区3号楼电梯坏了三个月了，整栋楼都受影响，电话13800138000"})
     body = await resp.json()
+    parts = body.pop("place_parts")
     assert body == {"vague": False, "place": "幸福小区3号楼", "since_when": "三个月了", "scope": "整栋楼",
                     "phone": "13800138000"}
+    assert parts["community"] == "幸福小区" and parts["building"] == "3号楼"
     resp = await client.post("/api/v1/analyze", json={"text": 5})
     assert resp.status == 400
 

@@ -15,10 +15,10 @@ from bot.service.intake import IntakePipeline, parse_submission
 from bot.service.keys import PIPELINE, SETTINGS
 from bot.service.pseudonym import pseudonymise
 from bot.service.responses import json_response
-from bot.service.textinfo import analyze
 from bot.service.validation import channel_name, optional_str, read_json
 from bot.storage import repository
 from bot.storage.models import CASE_STATUS_LABELS, Case, Submission
+from bot.text.analyze import analyze
 
 T = TypeVar("T")
 

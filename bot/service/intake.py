@@ -19,7 +19,6 @@ from bot.service.errors import ApiError
 from bot.service.jurisdiction import jurisdiction_of, routing_directory
 from bot.service.metrics import Metrics
 from bot.service.pseudonym import pseudonymise
-from bot.service.textinfo import find_place
 from bot.service.validation import (
     channel_name,
     clean_text,
@@ -29,6 +28,7 @@ from bot.service.validation import (
 )
 from bot.storage import repository
 from bot.storage.models import CASE_STATUS_LABELS, Case, Submission, utcnow
+from bot.text.places import find_place
 
 log = logging.getLogger(__name__)
 

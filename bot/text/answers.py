@@ -166,3 +166,13 @@ def anonymity(text: str | None, intent: str | None = None) -> Answer:
     if _ANONYMOUS.search(clean):
         return Answer.YES
     return yes_no(clean, intent)
+
+
+# ---- "I don't know" / skip -------------------------------------------------------------------------
+_SKIP = re.compile(r"不清楚|不知道|跳过|记不清|说不好|不确定|没注意|不好说|不记得|忘了|想不起|^略$|^无$|^没有$|^skip$|"
+                   r"^pass$|^不详$|^未知$")
+
+
+def is_skip(text: str | None) -> bool:
+    """The resident does not know or skips an optional question ("不清楚", "跳过", "忘了")."""
+    return bool(_SKIP.search(normalize(text).lower()))
