@@ -136,9 +136,13 @@ def test_same_place() -> None:
     assert not same_place("阳光小区", "阳光中学")
 
 
-def test_place_names_of_a_long_text() -> None:
-    names = place_names("我们东澜湾社区12号楼旁边的幸福路上有个井盖没了，人民医院的车天天从这里过")
-    assert {"东澜湾社区", "12号楼", "幸福路", "人民医院"} <= names
+def test_place_names_start_at_word_boundaries() -> None:
+    text = "要求拆除五一桥来建新桥，东澜湾社区12号楼"
+    words = {0, 2, 4, 7, 8, 10, 11, 12, 17}  # 要求|拆除|五一桥|来|建|新桥|，|东澜湾社区|12号楼
+    names = place_names(text, words)
+    assert {"五一桥", "东澜湾社区", "12号楼"} <= names
+    assert not any(name.startswith(("拆", "除")) for name in names)
+    assert place_names("电梯坏了", {0, 2}, not_names={"电梯"}) == set()
 
 
 def test_a_5000_character_paste_is_read_quickly() -> None:

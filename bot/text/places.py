@@ -13,6 +13,7 @@ Plain regular expressions over typed tokens, no segmentation: a place is a run o
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -234,15 +235,35 @@ def find_district(text: str | None) -> str | None:
     return None
 
 
-def place_names(text: str | None) -> set[str]:
-    """Every specific place name in a text (estates, roads, landmarks, buildings), for comparing two
-    concerns: 东澜湾社区, 幸福路, 人民医院, 12号楼."""
-    names: set[str] = set()
-    for _, chain in _runs(text or ""):
-        for token in chain:
-            if _specific(token) and not (token.kind == "area" and token.text.endswith(_CITY_END)):
-                names.add(token.text)
-    return names
+# ---- every place name of a long text (the duplicate re-check) --------------------------------------
+# Order matters: names are read as "<specific name><suffix>" and the longest suffix wins.
+PLACE_SUFFIXES = (
+    "小区", "社区", "街道", "大道", "路", "街", "巷", "村", "组", "镇", "乡", "号楼", "栋", "单元",
+    "花园", "公寓", "大厦", "广场", "家园", "新村", "新城", "苑", "湾", "庄园", "山庄",
+    "小学", "中学", "学校", "大学", "学院", "幼儿园", "医院", "卫生院", "公园", "市场", "菜市场",
+    "工业园", "园区", "开发区", "车站", "高铁站", "地铁站", "桥", "河", "湖", "水库",
+)
+_SUFFIX_FIND = re.compile("|".join(sorted(PLACE_SUFFIXES, key=len, reverse=True)))
+# Characters that end a name when read leftwards (function words, verbs residents put before places).
+NAME_BREAK = frozenset("的在是了和与及我你他她们住于到从对把被向为位个这那该本里家有没都也就还要请问附近旁边门口对面"
+                       "，。、；：！？,.;:!? ")
+
+
+def place_names(text: str, boundaries: Collection[int], not_names: Collection[str] = ()) -> set[str]:
+    """Every name before a place suffix in a long text: the shortest stem (2-8 chars) that starts at a
+    word boundary (the caller's segmentation, e.g. jieba's) and holds no function character
+    ("拆除五一桥来建" -> 五一桥). `not_names` are words that are never a stem (facilities: 电梯, 路灯)."""
+    found: set[str] = set()
+    for m in _SUFFIX_FIND.finditer(text):
+        end = m.start()
+        for start in range(end - 2, max(-1, end - 9), -1):
+            stem = text[start:end]
+            if any(ch in NAME_BREAK for ch in stem) or stem in not_names:
+                break
+            if start in boundaries:
+                found.add(stem + m.group(0))
+                break
+    return found
 
 
 # ---- comparing two places ---------------------------------------------------------------------------
