@@ -180,6 +180,19 @@ async def test_create_and_read_case(client: TestClient) -> None:
     assert stored.embedding_model == "fake-bigram"
 
 
+async def test_place_parts_are_stored_beside_the_words(any_db_client: TestClient) -> None:
+    """The whole place in the resident's words, its parts beside it, the new case's street and community."""
+    _, body = await submit(any_db_client, "喂你好望京街道花家地社区3号楼门口的井盖丢了好几天了")
+    stored = _rows(Submission, id=body["submission_id"])[0]
+    assert stored.place == "望京街道花家地社区3号楼门口"
+    assert stored.place_parts["street"] == "望京街道" and stored.place_parts["community"] == "花家地社区"
+    assert stored.place_parts["building"] == "3号楼" and stored.place_parts["spot"] == "门口"
+    case = _rows(Case, id=stored.case_id)[0]
+    assert (case.street, case.community) == ("望京街道", "花家地社区")
+    _, body = await submit(any_db_client, "路灯坏了一个月，晚上很黑", place="路口那边")
+    assert _rows(Submission, id=body["submission_id"])[0].place_parts is None  # no place named
+
+
 @pytest.mark.parametrize("form", ["{n}", "{lower}", " {n} ", "{fullwidth}", "{lower_spaced}"])
 async def test_case_number_forms(client: TestClient, form: str) -> None:
     _, body = await submit(client, "小区门口的井盖丢了，很危险")

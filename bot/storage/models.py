@@ -99,6 +99,9 @@ class Submission(Base):
     text = Column(Text, nullable=False)
     title = Column(String(200))
     place = Column(String(300))
+    # bot.text.places.place_parts of `place` when it names a place ({"district", "street", "community",
+    # "roads", "building", "unit", "landmark", "spot", "text"}); the words themselves stay in `place`.
+    place_parts = Column(JSON)
     since_when = Column(String(200))
     scope = Column(String(300))
     anonymous = Column(Boolean, nullable=False, default=False)
