@@ -16,6 +16,7 @@ from actions.intake_client import IntakeClient, IntakeError, IntakeUnavailable
 from actions.parsing import (
     NO_PHONE,
     UNKNOWN,
+    corrected_place,
     correction_target,
     correction_value,
     merge_place,
@@ -426,8 +427,8 @@ class ActionCorrectSlot(Action):
         text = _text(tracker)
         phone = find_phone(_entity(tracker, "phone") or text)
         slot = correction_target(text, phone is not None)
-        value = _entity(tracker, "place") if slot in (None, "place") else None
-        value = value or correction_value(text)
+        value = (corrected_place(text, _entity(tracker, "place")) if slot in (None, "place")
+                 else correction_value(text))
         if slot is None:
             slot = "place" if value else None
         if slot is None:

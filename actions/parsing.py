@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 from bot.text.normalize import normalize
+from bot.text.places import find_place
 
 # Stored in optional slots when the resident does not know or skips; sent to the API as null.
 UNKNOWN = "不清楚"
@@ -76,3 +77,16 @@ def merge_place(old: str | None, new: str) -> str:
                 return pattern.sub(new, old, count=1)
             return old + new
     return new
+
+
+def corrected_place(text: str, entity: str | None = None) -> str:
+    """The new place of a correction, whole ("地址改成幸福路小学后门那条胡同，谢谢" → 幸福路小学后门那条胡同).
+
+    The resident's wording after the marker comes first: the NLU entity is often cut to the first road
+    or street; it is used only when the wording gives no value. A lone part ("是5号楼") is returned as
+    it is, for `merge_place` to apply onto the old place.
+    """
+    value = correction_value(text)
+    if value:
+        return find_place(value) or value
+    return strip_filler(entity or "")
