@@ -25,7 +25,7 @@ from actions.parsing import (
 from bot.config import case_number_prefix
 from bot.text.answers import Answer, anonymity, consent, is_skip, yes_no
 from bot.text.casenumbers import find_case_number
-from bot.text.phones import find_phone
+from bot.text.pii import find_phone
 from bot.text.vague import meaningful_length
 
 logger = logging.getLogger(__name__)

@@ -26,7 +26,7 @@ from actions.actions import (
 )
 from bot.text.answers import Answer, yes_no
 from bot.text.casenumbers import find_case_number
-from bot.text.phones import find_phone
+from bot.text.pii import find_phone
 
 
 class FakeIntake:

@@ -6,11 +6,19 @@ from __future__ import annotations
 from typing import Any
 
 from bot.text.normalize import normalize
-from bot.text.phones import find_phone, without_phones
+from bot.text.pii import find_phone, find_phones
 from bot.text.places import find_place, place_parts
 from bot.text.scope import find_scope
 from bot.text.times import find_since_when
 from bot.text.vague import is_vague
+
+
+def without_phones(text: str) -> str:
+    """`text` (already normalised) with its phone numbers blanked, so their digits are not read as a
+    building number or a date."""
+    for span in reversed(find_phones(text)):
+        text = text[:span.start] + " " + text[span.end:]
+    return text
 
 
 def analyze(text: str | None) -> dict[str, Any]:

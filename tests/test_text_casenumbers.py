@@ -1,11 +1,12 @@
-"""bot.text.phones and bot.text.casenumbers: numbers residents type."""
+"""bot.text.casenumbers, and bot.text.pii.find_phone as the dialogue and /api/v1/analyze use it."""
 
 from __future__ import annotations
 
 import pytest
 
+from bot.text.analyze import without_phones
 from bot.text.casenumbers import find_case_number
-from bot.text.phones import find_phone, without_phones
+from bot.text.pii import find_phone
 
 
 @pytest.mark.parametrize("text,phone", [
