@@ -32,7 +32,7 @@ import jieba.analyse
 from bot.config import REPO_ROOT
 from bot.text import normalize as text_normalize
 from bot.text import places as place_reader
-from bot.text.places import PlaceParts, find_place, place_conflict, place_names, place_parts, same_place
+from bot.text.places import PlaceParts, longest_place_parts, place_conflict, place_names, same_place
 from bot.topics.concepts import split_headline
 
 USER_DICT_DIR = REPO_ROOT / "nlu_data" / "jieba"
@@ -196,10 +196,10 @@ def head_bigrams(full: str) -> frozenset[str]:
     return bigrams_of(first)
 
 
-def whole_place(full: str) -> PlaceParts:
-    """The parts of the place `anchor_text(...)` leads with: the resident's own place, which comes
-    first, else the longest place in the head of the text."""
-    return place_parts(find_place(full))
+def whole_place(full: str, boundaries: set[int] | None = None) -> PlaceParts:
+    """The parts of the longest place in `anchor_text(...)` (the resident's own place leads it), its
+    first name starting at a word boundary (jieba's) so lead-in verbs are not part of it."""
+    return longest_place_parts(full, boundaries)
 
 
 def anchors_of(full: str) -> Profile:
@@ -218,7 +218,7 @@ def anchors_of(full: str) -> Profile:
         bigrams=bigrams_of(full),
         repeat=bool(REPEAT_RE.search(full)),
         head=head_bigrams(full),
-        parts=whole_place(full),
+        parts=whole_place(full, {start for _, start, _ in spans}),
     )
 
 

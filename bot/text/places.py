@@ -20,7 +20,7 @@ from typing import Any
 from bot.text.normalize import normalize
 
 # Characters that end a name on the left: function words, pronouns, verbs of location.
-_STOP = "的在是了我你他她它们这那个和与及到从把被给对向往都也还就很太又说住啊呢吧吗哪每些有没不该"
+_STOP = "的在是了我你他她它们这那个和与及到从把被给对向往去都也还就很太又说住啊呢吧吗哪每些有没不该"
 _NAME = rf"[^\s\W{_STOP}]"
 # A road's name never spans a district or town: "A3区人民路" is A3区 + 人民路.
 _ROAD_NAME = rf"[^\s\W{_STOP}区县镇乡省]"
@@ -58,9 +58,12 @@ _GENERIC = {"小区", "社区", "街道", "马路", "道路", "公路", "大街"
 # Components ending in 区/县 that name no district: housing estates, parks, zones of a site.
 _NOT_DISTRICT = ("小区", "社区", "园区", "景区", "风景区", "校区", "厂区", "片区", "城区", "市区", "郊区", "山区",
                  "地区", "辖区", "街区", "矿区", "库区", "营区", "学区", "病区", "展区", "服务区", "商业区",
-                 "住宅区", "居住区", "停车区", "生活区", "办公区", "宿舍区", "家属区", "别墅区", "保护区",
+                 "住宅区", "居住区", "居民区", "停车区", "生活区", "办公区", "宿舍区", "家属区", "别墅区", "保护区",
                  "自治区", "特别行政区", "开发区", "高新区")
-_STREET_END = ("街道办事处", "街道办", "街道", "镇", "乡")
+_STREET_END = ("街道办事处", "办事处", "街道办", "街道", "镇", "乡")
+# Zones named like areas are landmarks of a place, not an estate.
+_ZONE_END = ("开发区", "高新区", "工业园区", "工业园")
+_COMMITTEE_END = re.compile(r"(?:社区|(?<!新)村)$")
 _CITY_END = ("省", "市", "自治州")
 
 
@@ -150,19 +153,34 @@ def _chains(found: list[Token], text: str) -> list[list[Token]]:
     return result
 
 
-def _runs(text: str) -> list[tuple[str, list[Token]]]:
+def _trim(token: Token, boundaries: Collection[int]) -> Token:
+    """Start a name at the last word boundary that leaves it a name of its own: in long texts the
+    leftmost match swallows the words before it ("再次反映A5区" → A5区, "K7县拆除五一桥" → K7县 + 五一桥)."""
+    if token.kind not in ("road", "area", "landmark"):
+        return token
+    starts = [b for b in boundaries if token.start < b <= token.end - 3]
+    if not starts:
+        return token
+    start = max(starts)
+    return Token(token.kind, token.text[start - token.start:], start, token.end)
+
+
+def _runs(text: str, boundaries: Collection[int] | None = None) -> list[tuple[str, list[Token]]]:
     clean = normalize(text)
     runs = []
     for chain in _chains(tokens(clean), clean):
+        if boundaries is not None:
+            chain = [_trim(token, boundaries) for token in chain]
         runs.append((clean[chain[0].start:chain[-1].end], chain))
     return runs
 
 
-def find_place(text: str | None) -> str | None:
+def find_place(text: str | None, boundaries: Collection[int] | None = None) -> str | None:
     """The longest place the text names, whole: 朝阳区望京街道花家地社区 / 幸福路小学后门那条胡同 /
-    解放路与人民路交叉口; None when there is no specific place ("小区门口", "我家楼下的马路")."""
+    解放路与人民路交叉口; None when there is no specific place ("小区门口", "我家楼下的马路").
+    `boundaries`: word starts of the normalised text (a segmentation), to cut lead-in words off names."""
     best: str | None = None
-    for words, _ in _runs(text or ""):
+    for words, _ in _runs(text or "", boundaries):
         if best is None or len(words) > len(best):
             best = words
     return best
@@ -176,12 +194,15 @@ def _parts_of(words: str, chain: list[Token]) -> PlaceParts:
         if token.kind == "area":
             if value.endswith(_STREET_END):
                 parts.street = parts.street or value
+            elif value.endswith(_ZONE_END):
+                parts.landmark = parts.landmark or value
             elif value.endswith(("区", "县")) and not value.endswith(_NOT_DISTRICT):
                 parts.district = parts.district or value
             elif value.endswith(_CITY_END):
                 pass  # a city or province: coarser than anything compared here
-            else:
-                parts.community = parts.community or value
+            elif parts.community is None or _COMMITTEE_END.search(parts.community):
+                # The finest wins: an estate (东城名苑) inside a residents' committee (泉星社区).
+                parts.community = value
         elif token.kind == "suffix" and previous is not None and previous.kind == "area":
             # 锦绣苑 + 小区: one estate.
             if parts.community == previous.text:
@@ -213,12 +234,20 @@ def place_parts(place: str | None) -> PlaceParts:
     """The parts of a place (the resident's answer or `find_place`'s result); empty when none is named.
     The text is kept as given (normalised) even when its parts are only a piece of it."""
     clean = normalize(place)
-    runs = _runs(clean)
+    parts = longest_place_parts(clean)
+    parts.text = clean
+    return parts
+
+
+def longest_place_parts(text: str | None, boundaries: Collection[int] | None = None) -> PlaceParts:
+    """The parts of the longest place in a text, `text` being its words; each name starts at a word
+    boundary when `boundaries` (word starts of the normalised text) are given."""
+    clean = normalize(text)
+    runs = _runs(clean, boundaries)
     if not runs:
-        return PlaceParts(text=clean)
+        return PlaceParts()
     words, chain = max(runs, key=lambda run: len(run[0]))
     parts = _parts_of(words, chain)
-    parts.text = clean
     if parts.district is None:
         parts.district = find_district(clean)
     return parts
@@ -294,12 +323,52 @@ def _differs(x: str | None, y: str | None) -> bool:
     return bool(x and y) and not same_place(str(x), str(y))
 
 
+# Published data masks districts as A3区 / K7县: the code is the district, whatever words lead into it.
+_MASKED_DISTRICT = re.compile(r"[A-Z]\d{0,2}[区县]")
+
+
+def _district(name: str | None) -> str | None:
+    if not name:
+        return None
+    masked = _MASKED_DISTRICT.findall(name)
+    return masked[-1] if masked else name
+
+
+_ROAD_END = re.compile(r"(?:大道|大街|胡同|路|街|巷|弄)$")
+_LANDMARK_END = re.compile(_LANDMARK_SUFFIX + "$")
+
+
+def _estate_kind(name: str) -> str:
+    """"committee" for a residents' committee or village (社区, 村), "estate" for housing (小区, 苑…):
+    two names of different kinds can both be right. Residents say 社区 for their 小区, so those two
+    compare."""
+    if name.endswith("社区") or (name.endswith("村") and not name.endswith("新村")):
+        return "committee"
+    return "estate"
+
+
+def _comparable_estates(x: str, y: str) -> bool:
+    return _estate_kind(x) == _estate_kind(y) or (x.endswith(("社区", "小区")) and y.endswith(("社区", "小区")))
+
+
+def _same_landmark_kind(x: str, y: str) -> bool:
+    """小学 and 小学 compare; a 小学 and a 医院 are two landmarks of one place, not a conflict."""
+    ex, ey = _LANDMARK_END.search(x), _LANDMARK_END.search(y)
+    return bool(ex and ey and ex.group(0) == ey.group(0))
+
+
+def _road_key(name: str) -> str:
+    """花卉路 and 花卉大道 are one road told two ways: compared without the road word."""
+    return _ROAD_END.sub("", name) or name
+
+
 def _roads_conflict(a: list[str], b: list[str]) -> bool:
     """Two roads named apart, or two intersections on one road: neither set holds the other."""
     if not a or not b:
         return False
-    a_in_b = all(any(same_place(x, y) for y in b) for x in a)
-    b_in_a = all(any(same_place(y, x) for x in a) for y in b)
+    ka, kb = [_road_key(x) for x in a], [_road_key(y) for y in b]
+    a_in_b = all(any(same_place(x, y) for y in kb) for x in ka)
+    b_in_a = all(any(same_place(y, x) for x in ka) for y in kb)
     return not (a_in_b or b_in_a)
 
 
@@ -307,9 +376,25 @@ def place_conflict(a: PlaceParts, b: PlaceParts) -> str | None:
     """The finest level at which two places, both naming it, differ ("building": 3号楼 vs 5号楼;
     "roads": 解放路与人民路 vs 解放路与中山路); None when they agree wherever both say something."""
     conflict = None
-    for level in ("district", "street", "community", "landmark", "building", "unit"):
-        if _differs(getattr(a, level), getattr(b, level)):
+    if _differs(_district(a.district), _district(b.district)):
+        conflict = "district"
+    if _differs(a.street, b.street):
+        conflict = "street"
+    if a.community and b.community and _comparable_estates(a.community, b.community) \
+            and _differs(a.community, b.community):
+        conflict = "community"
+    if _roads_conflict(a.roads, b.roads):
+        conflict = "roads"
+    if a.landmark and b.landmark and _same_landmark_kind(a.landmark, b.landmark) \
+            and _differs(a.landmark, b.landmark):
+        conflict = "landmark"
+    for level in ("building", "unit"):
+        x, y = getattr(a, level), getattr(b, level)
+        if x and y and _number_key(x) != _number_key(y):
             conflict = level
-        if level == "community" and _roads_conflict(a.roads, b.roads):
-            conflict = "roads"
     return conflict
+
+
+def _number_key(part: str) -> str:
+    """3号楼, 3栋 and 3幢 are one building; 3号楼 and 13号楼 are not (containment would say they are)."""
+    return re.sub(r"(?:号楼|号院|号|栋|幢|座|楼|单元)$", "", part)
