@@ -152,3 +152,8 @@ def test_a_5000_character_paste_is_read_quickly() -> None:
     started = time.perf_counter()
     assert find_place(paste) == "幸福小区3号楼"
     assert time.perf_counter() - started < 1.0
+
+
+def test_an_estate_inside_a_committee_is_the_community() -> None:
+    assert place_parts("泉星社区东城名苑").community == "东城名苑"
+    assert place_parts("龙湾国际社区两大几万人社区").community == "龙湾国际社区"  # a committee stays the first

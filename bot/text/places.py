@@ -200,7 +200,8 @@ def _parts_of(words: str, chain: list[Token]) -> PlaceParts:
                 parts.district = parts.district or value
             elif value.endswith(_CITY_END):
                 pass  # a city or province: coarser than anything compared here
-            elif parts.community is None or _COMMITTEE_END.search(parts.community):
+            elif parts.community is None or (_COMMITTEE_END.search(parts.community)
+                                             and not _COMMITTEE_END.search(value)):
                 # The finest wins: an estate (东城名苑) inside a residents' committee (泉星社区).
                 parts.community = value
         elif token.kind == "suffix" and previous is not None and previous.kind == "area":
