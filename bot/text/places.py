@@ -36,8 +36,12 @@ _LANDMARK_SUFFIX = (r"(?:小学|中学|学校|幼儿园|大学|学院|医院|卫
                     r"天桥|桥|隧道|码头|地铁口|停车场|菜场|广场)")
 _SPOT = (r"(?:十字路口|丁字路口|交叉口|交汇处|路口|村口|巷口|桥头|桥下|[东南西北]侧|[东南西北]{1,2}角|"
          r"(?:[东南西北]|东南|东北|西南|西北|后|正|前|侧|大|小)门(?:口)?|门口|门前)")
+# Every token holds one of these characters within its first 15 (its suffix, a join or a demonstrative):
+# checking that first lets the engine skip most positions of a long text (the token patterns run ~2x faster).
+_HAS_SUFFIX = (r"(?=[^，。！？；,.!?;\n]{0,14}?[路街巷弄道同区县镇乡村屯庄苑园寓院山城厦场号栋幢座楼元门口前下学校所站桥隧头"
+               r"侧角处叉心市馆行店州省与和跟及、交那这])")
 _TOKENS = re.compile(
-    "|".join([
+    _HAS_SUFFIX + "(?:" + "|".join([
         rf"(?P<building>(?:{_NUM}{{1,4}}|[A-Za-z]{{1,2}}{_NUM}{{0,3}})(?:号楼|号院|栋|幢|座|号|楼(?!下|上|道|梯|房|顶)))",
         rf"(?P<unit>{_NUM}{{1,3}}单元)",
         rf"(?P<spot>{_SPOT})",
@@ -47,7 +51,7 @@ _TOKENS = re.compile(
         rf"(?P<landmark>{_NAME}{{0,8}}?{_LANDMARK_SUFFIX})",
         r"(?P<suffix>小区|社区|新村|家园|花园)",
         r"(?P<join>[与和跟及、]|交)",
-    ])
+    ]) + ")"
 )
 # Left-hand words that are not part of a name even though they are not stop characters.
 _LEADING = re.compile(r"^(?:喂|你好|您好|好|那个|就是|我想|想|要|一下|说|讲|楼下|楼上|附近|旁边|对面|门口|这边|那边|就在|位于|靠近|咱们|咱|隔壁|周边|整个|全|"
@@ -158,17 +162,18 @@ def _trim(token: Token, boundaries: Collection[int]) -> Token:
     leftmost match swallows the words before it ("再次反映A5区" → A5区, "K7县拆除五一桥" → K7县 + 五一桥)."""
     if token.kind not in ("road", "area", "landmark"):
         return token
-    starts = [b for b in boundaries if token.start < b <= token.end - 3]
+    starts = [b for b in range(token.start + 1, token.end - 2) if b in boundaries]
     if not starts:
         return token
     start = max(starts)
     return Token(token.kind, token.text[start - token.start:], start, token.end)
 
 
-def _runs(text: str, boundaries: Collection[int] | None = None) -> list[tuple[str, list[Token]]]:
+def _runs(text: str, boundaries: Collection[int] | None = None,
+          found: list[Token] | None = None) -> list[tuple[str, list[Token]]]:
     clean = normalize(text)
     runs = []
-    for chain in _chains(tokens(clean), clean):
+    for chain in _chains(tokens(clean) if found is None else found, clean):
         if boundaries is not None:
             chain = [_trim(token, boundaries) for token in chain]
         runs.append((clean[chain[0].start:chain[-1].end], chain))
@@ -244,23 +249,26 @@ def longest_place_parts(text: str | None, boundaries: Collection[int] | None = N
     """The parts of the longest place in a text, `text` being its words; each name starts at a word
     boundary when `boundaries` (word starts of the normalised text) are given."""
     clean = normalize(text)
-    runs = _runs(clean, boundaries)
+    found = tokens(clean)
+    runs = _runs(clean, boundaries, found)
     if not runs:
         return PlaceParts()
     words, chain = max(runs, key=lambda run: len(run[0]))
     parts = _parts_of(words, chain)
     if parts.district is None:
-        parts.district = find_district(clean)
+        parts.district = _first_district(found)
     return parts
 
 
 def find_district(text: str | None) -> str | None:
     """The first district or county the text names (雨花区, 浦东新区, A3区, 北岭县), else None;
     幸福小区 or 东湖社区 is never taken for a district."""
-    for token in tokens(normalize(text)):
-        if token.kind != "area":
-            continue
-        if token.text.endswith(("区", "县")) and not token.text.endswith(_NOT_DISTRICT):
+    return _first_district(tokens(normalize(text)))
+
+
+def _first_district(found: list[Token]) -> str | None:
+    for token in found:
+        if token.kind == "area" and token.text.endswith(("区", "县")) and not token.text.endswith(_NOT_DISTRICT):
             return token.text
     return None
 
