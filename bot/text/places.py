@@ -246,8 +246,8 @@ def place_parts(place: str | None) -> PlaceParts:
 
 
 def longest_place_parts(text: str | None, boundaries: Collection[int] | None = None) -> PlaceParts:
-    """The parts of the longest place in a text, `text` being its words; each name starts at a word
-    boundary when `boundaries` (word starts of the normalised text) are given."""
+    """The parts of the longest place in a text (their `text` is that place's words); each name starts
+    at a word boundary when `boundaries` (word starts of the normalised text) are given."""
     clean = normalize(text)
     found = tokens(clean)
     runs = _runs(clean, boundaries, found)
