@@ -43,7 +43,6 @@ USER_DICT_DIR = REPO_ROOT / "nlu_data" / "jieba"
 # published government data (A市, A3区, K8县) is recognised: real names are too easily confused
 # with ordinary words ending in 市/县 ("影响市容"); residents' own `place` is compared as a place.
 DISTRICT_RE = re.compile(r"[A-Z]\d{0,2}\s?[省市区县]")
-NAME_BREAK = place_reader.NAME_BREAK
 ORG_SUFFIX_RE = re.compile(r"(?:公司|集团|物业|开发商|局|委员会|中心|派出所|银行|酒店|工厂|厂)$")
 
 FACILITIES = (
@@ -96,7 +95,7 @@ def _named(tokens: list[str], suffix_re: re.Pattern[str]) -> set[str]:
         name, j = tok, i - 1
         while j >= 0 and j >= i - 2 and len(name) < 6:
             prev = tokens[j]
-            if any(ch in NAME_BREAK for ch in prev) or prev in STOP_KEYWORDS or prev in FACILITIES:
+            if any(ch in place_reader.NAME_BREAK for ch in prev) or prev in STOP_KEYWORDS or prev in FACILITIES:
                 break
             name = prev + name
             j -= 1

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
+from bot.text.places import same_place
 from index import profiles as profiles_module
 from index.dedup import DuplicateDetector, PastConcern
-from index.features import pair_features, profile, same_place
+from index.features import pair_features, profile
 from index.profiles import ProfileStore
 from index.vector_index import VectorIndex
 
