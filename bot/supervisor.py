@@ -1,7 +1,13 @@
-"""Start the Rasa server, the action server and the intake service together, and stop them together.
+"""Start the Rasa server, the action server and the intake service together, keep them running, and
+stop them together.
 
 Used by `shangliang run` (logs to the console with a prefix per process, and to var/logs/) and by the
 end-to-end tests (logs to files only, free ports, a temporary var/ directory).
+
+Supervision (`Stack.supervise`): a child that dies is started again after an exponential backoff while the
+others keep running; more than `RestartPolicy.max_per_minute` deaths of one child in a minute stop
+everything (a crash loop needs a person). The state of every child is written to var/run/processes.json,
+which the intake service's /health reads to report `degraded` while one is down.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -47,12 +54,28 @@ class Ports:
         return cls(rasa=free_port(), actions=free_port(), intake=free_port())
 
 
+STATUS_FILE = Path("run") / "processes.json"  # under var/; read by bot.service.app.health
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    initial_backoff: float = 1.0  # seconds before the first restart
+    max_backoff: float = 30.0
+    max_per_minute: int = 5  # more deaths than this within 60 s: give up and stop everything
+    stable_after: float = 60.0  # up this long: the next death starts again from initial_backoff
+
+
 @dataclass
 class _Proc:
     name: str
     popen: subprocess.Popen
     log_file: IO[str]
     pump: threading.Thread | None = None
+    state: str = "starting"  # starting -> up; down (waiting for a restart at restart_at)
+    started_at: float = field(default_factory=time.monotonic)
+    backoff: float = 0.0
+    restart_at: float = 0.0
+    deaths: deque = field(default_factory=deque)  # monotonic times of recent deaths
 
 
 @dataclass
@@ -68,6 +91,7 @@ class Stack:
     credentials: Path = REPO_ROOT / "credentials.yml"
     echo: bool = True  # copy logs to this process's stdout with a prefix
     procs: list[_Proc] = field(default_factory=list)
+    _supervision: tuple[threading.Thread, threading.Event] | None = None
 
     @property
     def rasa_url(self) -> str:
@@ -115,7 +139,7 @@ class Stack:
         py = sys.executable
         return {
             "intake": [py, "-m", "bot.cli", "serve", "--host", self.host, "--port", str(self.ports.intake)],
-            "actions": [py, "-m", "rasa_sdk", "--actions", "actions", "-p", str(self.ports.actions)],
+            "actions": [py, "-m", "actions.server", "--actions", "actions", "-p", str(self.ports.actions)],
             "rasa": [
                 py, "-m", "rasa", "run", "--enable-api", "--cors", "*",
                 "-i", self.host, "-p", str(self.ports.rasa),
@@ -125,31 +149,45 @@ class Stack:
             ],
         }
 
+    def health_urls(self) -> dict[str, str]:
+        return {
+            "intake": f"{self.intake_url}/health",
+            "actions": f"{self.action_url}/health",
+            "rasa": f"{self.rasa_url}/status",
+        }
+
+    def _spawn(self, name: str, cmd: list[str], env: dict[str, str]) -> subprocess.Popen:
+        return subprocess.Popen(
+            cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, text=True, bufsize=1, errors="replace",
+            start_new_session=True,  # Ctrl-C reaches only us; we stop the children in order
+        )
+
+    def _start_pump(self, proc: _Proc) -> None:
+        proc.pump = threading.Thread(target=self._pump, args=(proc, proc.popen), daemon=True)
+        proc.pump.start()
+
     def start(self, timeout: float = 420.0) -> None:
         self.var_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         env = self.env()
         for name, cmd in self.commands().items():
             log_file = open(self.log_dir / f"{name}.log", "a", encoding="utf-8")
-            popen = subprocess.Popen(
-                cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, text=True, bufsize=1, errors="replace",
-                start_new_session=True,  # Ctrl-C reaches only us; we stop the children in order
-            )
-            proc = _Proc(name, popen, log_file)
-            proc.pump = threading.Thread(target=self._pump, args=(proc,), daemon=True)
-            proc.pump.start()
+            proc = _Proc(name, self._spawn(name, cmd, env), log_file)
+            self._start_pump(proc)
             self.procs.append(proc)
+        self.write_status()
         try:
             self.wait_ready(timeout)
         except BaseException:
             self.stop()
             raise
+        self.write_status()
 
-    def _pump(self, proc: _Proc) -> None:
-        assert proc.popen.stdout is not None
+    def _pump(self, proc: _Proc, popen: subprocess.Popen) -> None:
+        assert popen.stdout is not None
         colour = COLOURS.get(proc.name, "")
-        for line in proc.popen.stdout:
+        for line in popen.stdout:
             proc.log_file.write(line)
             proc.log_file.flush()
             if self.echo:
@@ -157,13 +195,8 @@ class Stack:
                 sys.stdout.flush()
 
     def wait_ready(self, timeout: float) -> None:
-        checks = {
-            "intake": f"{self.intake_url}/health",
-            "actions": f"{self.action_url}/health",
-            "rasa": f"{self.rasa_url}/status",
-        }
         deadline = time.monotonic() + timeout
-        pending = dict(checks)
+        pending = self.health_urls()
         while pending:
             for proc in self.procs:
                 if proc.popen.poll() is not None:
@@ -172,9 +205,9 @@ class Stack:
                         + self.tail(proc.name)
                     )
             for name, url in list(pending.items()):
-                # The intake service answers /health at once; it is ready when its models are loaded.
-                if _http_ok(url, require={"models": "ready"} if name == "intake" else None):
+                if _ready(name, url):
                     log.info("%s is ready (%s)", name, url)
+                    self.proc(name).state = "up"
                     del pending[name]
             if time.monotonic() > deadline:
                 raise TimeoutError(f"not ready after {timeout:.0f} s: {', '.join(pending)}")
@@ -186,8 +219,95 @@ class Stack:
             return ""
         return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
 
-    def stop(self, grace: float = 15.0) -> None:
-        # Rasa first (it calls the others), the intake service last (it owns the data).
+    def proc(self, name: str) -> _Proc:
+        return next(p for p in self.procs if p.name == name)
+
+    # ---- supervision ---------------------------------------------------------------------------
+    def supervise(self, stop: threading.Event, policy: RestartPolicy | None = None,
+                  interval: float = 0.5) -> int:
+        """Keep the children running until `stop` is set (returns 0) or one of them crash-loops (1)."""
+        policy = policy or RestartPolicy()
+        while not stop.wait(interval):
+            if not self.check_once(policy):
+                return 1
+        return 0
+
+    def supervise_in_background(self, policy: RestartPolicy | None = None) -> None:
+        """`supervise` in a daemon thread (tests); `stop` ends it before stopping the children."""
+        stop = threading.Event()
+        thread = threading.Thread(target=self.supervise, args=(stop, policy), name="supervisor", daemon=True)
+        thread.start()
+        self._supervision = (thread, stop)
+
+    def check_once(self, policy: RestartPolicy, now: float | None = None) -> bool:
+        """One supervision pass: notice deaths, start children whose backoff is over, mark ready ones.
+        False when a child died too often within a minute."""
+        now = time.monotonic() if now is None else now
+        changed = False
+        for proc in self.procs:
+            if proc.state != "down" and proc.popen.poll() is not None:
+                changed = True
+                if not self._schedule_restart(proc, policy, now):
+                    self.write_status()
+                    return False
+            elif proc.state == "down" and now >= proc.restart_at:
+                changed = True
+                self._restart(proc)
+            elif proc.state == "starting" and _ready(proc.name, self.health_urls()[proc.name], timeout=1.0):
+                changed = True
+                proc.state = "up"
+                log.info("%s is answering again after %.0f s", proc.name, now - proc.started_at)
+        if changed:
+            self.write_status()
+        return True
+
+    def _schedule_restart(self, proc: _Proc, policy: RestartPolicy, now: float) -> bool:
+        proc.deaths.append(now)
+        proc.state = "down"
+        while proc.deaths and now - proc.deaths[0] > 60.0:
+            proc.deaths.popleft()
+        if len(proc.deaths) > policy.max_per_minute:
+            log.error("%s died %d times within a minute (last exit code %s); not restarting it, see %s",
+                      proc.name, len(proc.deaths), proc.popen.returncode, self.log_dir / f"{proc.name}.log")
+            return False
+        stable = now - proc.started_at >= policy.stable_after
+        proc.backoff = policy.initial_backoff if stable or not proc.backoff else min(
+            policy.max_backoff, proc.backoff * 2)
+        proc.restart_at = now + proc.backoff
+        log.error("%s stopped unexpectedly (exit code %s); restarting it in %.1f s (death %d within a minute); "
+                  "the others keep running", proc.name, proc.popen.returncode, proc.backoff, len(proc.deaths))
+        return True
+
+    def _restart(self, proc: _Proc) -> None:
+        if proc.pump is not None:
+            proc.pump.join(timeout=2)
+        cmd = self.commands()[proc.name]
+        proc.popen = self._spawn(proc.name, cmd, self.env())
+        proc.started_at = time.monotonic()
+        proc.state = "starting"
+        self._start_pump(proc)
+        log.warning("%s restarted (pid %d)", proc.name, proc.popen.pid)
+
+    def write_status(self) -> None:
+        """var/run/processes.json, replaced atomically: the supervisor's pid and each child's state."""
+        path = self.var_dir / STATUS_FILE
+        body = {"supervisor_pid": os.getpid(), "updated": time.time(),
+                "processes": {p.name: p.state for p in self.procs}}
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(body), encoding="utf-8")
+            tmp.replace(path)
+        except OSError as exc:  # e.g. disk full: supervision goes on, /health just cannot tell
+            log.warning("could not write %s: %s", path, exc)
+
+    def stop(self, grace: float = 8.0) -> None:
+        """SIGTERM to every child at once (each stops by itself in a few seconds), SIGKILL after `grace`."""
+        if self._supervision is not None:  # no restarts of what we are about to stop
+            thread, stop = self._supervision
+            stop.set()
+            thread.join(timeout=10)
+            self._supervision = None
         for proc in reversed(self.procs):
             if proc.popen.poll() is None:
                 try:
@@ -208,12 +328,18 @@ class Stack:
             if proc.pump is not None:
                 proc.pump.join(timeout=2)
             proc.log_file.close()
+        (self.var_dir / STATUS_FILE).unlink(missing_ok=True)
         self.procs.clear()
 
 
-def _http_ok(url: str, require: dict[str, str] | None = None) -> bool:
+def _ready(name: str, url: str, timeout: float = 2.0) -> bool:
+    # The intake service answers /health at once; it is ready when its models are loaded.
+    return _http_ok(url, require={"models": "ready"} if name == "intake" else None, timeout=timeout)
+
+
+def _http_ok(url: str, require: dict[str, str] | None = None, timeout: float = 2.0) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
             if not 200 <= resp.status < 300:
                 return False
             if not require:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import threading
 import time
 
 from bot.config import settings, var_dir
-from bot.supervisor import Ports, Stack
+from bot.supervisor import Ports, RestartPolicy, Stack
 
 log = logging.getLogger(__name__)
 
@@ -45,29 +46,27 @@ def _run(args: argparse.Namespace) -> int:
         flush=True,
     )
 
+    stop = threading.Event()
+
     def _terminate(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
+        log.info("%s received", signal.Signals(signum).name)
+        stop.set()
 
     signal.signal(signal.SIGTERM, _terminate)
-    code = 0
+    signal.signal(signal.SIGINT, _terminate)
+    policy = RestartPolicy(max_per_minute=args.max_restarts_per_minute)
     try:
-        while True:
-            dead = [p for p in stack.procs if p.popen.poll() is not None]
-            if dead:
-                log.error("%s stopped unexpectedly (exit code %s); stopping the others", dead[0].name,
-                          dead[0].popen.returncode)
-                code = 1
-                break
-            time.sleep(1.0)
-    except KeyboardInterrupt:
-        pass
+        code = stack.supervise(stop, policy)
+        if code:
+            log.error("stopping everything: a process keeps dying (see its log above)")
     finally:
         # A second Ctrl-C must not interrupt the orderly stop and leave children behind.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         log.info("Stopping...")
+        t0 = time.monotonic()
         stack.stop()
-        log.info("All processes stopped.")
+        log.info("All processes stopped in %.1f s.", time.monotonic() - t0)
     return code
 
 
@@ -76,4 +75,6 @@ def register(sub: argparse._SubParsersAction, groups: dict) -> None:
     parser.add_argument("--skip-prepare", action="store_true", help="do not build the encoder or train")
     parser.add_argument("--rasa-port", type=int, default=5005)
     parser.add_argument("--actions-port", type=int, default=5055)
+    parser.add_argument("--max-restarts-per-minute", type=int, default=RestartPolicy.max_per_minute,
+                        help="a process that dies more often than this is not restarted; everything stops")
     parser.set_defaults(func=_run)

@@ -4,7 +4,9 @@ index catch-up), middlewares, routes, /health and /metrics."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -12,7 +14,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from sqlalchemy import text
 
-from bot.config import settings
+from bot.config import settings, var_dir
 from bot.console.routes import setup_console
 from bot.service import api, webchat
 from bot.service.analysis import Analysis
@@ -148,6 +150,22 @@ def _encoder_state(analysis: Analysis) -> str:
     return "loading" if not analysis.ready.is_set() else "unavailable"
 
 
+def supervised_processes() -> dict[str, str]:
+    """The other processes' states as `shangliang run` last wrote them (bot/supervisor.py), or {} when
+    no live supervisor wrote the file (the service runs alone or under systemd)."""
+    path = var_dir() / "run" / "processes.json"
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+        os.kill(int(body["supervisor_pid"]), 0)  # a file left by a supervisor that is gone says nothing
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    processes = body.get("processes")
+    if not isinstance(processes, dict):
+        return {}
+    # This process answers, so it is up whatever the file says (it is rewritten a moment later).
+    return {str(name): str(state) for name, state in processes.items() if name != "intake"}
+
+
 async def health(request: web.Request) -> web.Response:
     analysis: Analysis = request.app[ANALYSIS]
     pipeline = request.app[PIPELINE]
@@ -162,14 +180,18 @@ async def health(request: web.Request) -> web.Response:
             return False
 
     database_ok = await asyncio.get_running_loop().run_in_executor(None, ping)
+    others = supervised_processes()
+    all_up = all(state == "up" for state in others.values())
     body = {
-        "status": "ok" if database_ok else "degraded",
+        "status": "ok" if database_ok and all_up else "degraded",
         "database": "ok" if database_ok else "error",
         "encoder": _encoder_state(analysis),
         "index": analysis.store is not None,
         "topics": analysis.classifier is not None,
         "models": "ready" if analysis.ready.is_set() else "loading",
     }
+    if others:
+        body["processes"] = others  # 200 still: this service works, the dialogue in front of it does not
     return web.json_response(body, status=200 if database_ok else 503)
 
 
