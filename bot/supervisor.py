@@ -117,6 +117,7 @@ class Stack:
         env["SHANGLIANG_PUBLIC_URL"] = self.intake_url
         env["SHANGLIANG_RASA_URL"] = self.rasa_url
         env["SHANGLIANG_INTAKE_URL"] = self.intake_url
+        env["SANIC_HOST"] = self.host  # rasa_sdk listens on 0.0.0.0 unless told otherwise
         if self.database_url:
             env["DATABASE_URL"] = self.database_url
         # Run from the repository so `actions` and `bot` import without installation tricks.
