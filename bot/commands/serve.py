@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import sys
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -18,9 +20,16 @@ def _serve(args: argparse.Namespace) -> int:
     logging.getLogger("aiohttp.access").setLevel(logging.INFO)
     # The routing sweep always runs here: routing happens in this process (see bot/service/sweep.py).
     app = create_app(run_outbox=not args.no_outbox, run_sweep=True)
-    web.run_app(app, host=host, port=port, access_log_class=AccessLogger,
+    # shutdown_timeout: requests in flight get 5 s to finish, inside the supervisor's 8 s grace.
+    web.run_app(app, host=host, port=port, access_log_class=AccessLogger, shutdown_timeout=5.0,
                 print=lambda msg: logging.getLogger("bot.service").info("listening on http://%s:%d", host, port))
-    return 0
+    # Everything is closed now (index saved, database disposed). Tearing down the interpreter with torch,
+    # onnxruntime and faiss loaded took 5-15 s on a busy machine, past the supervisor's grace: skip it.
+    logging.getLogger("bot.service").info("stopped")
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def register(sub: argparse._SubParsersAction, groups: dict) -> None:

@@ -80,6 +80,7 @@ def create_app(*, encoder_factory: Callable[[], Any] | None = None,
     webchat.add_routes(app)
     setup_console(app)
     app.on_startup.append(_startup)
+    app.on_shutdown.append(_stop_loops)
     app.on_cleanup.append(_cleanup)
     return app
 
@@ -120,17 +121,32 @@ async def _load_models(app: web.Application) -> None:
     await loop.run_in_executor(None, analysis.warn_outdated_vectors)
 
 
+async def _stop_loops(app: web.Application) -> None:
+    """on_shutdown, not on_cleanup: aiohttp's run_app waits (up to its shutdown_timeout) for every task
+    started after start-up before it runs on_cleanup, so loops stopped only there kept a SIGTERM waiting
+    for the whole timeout and the supervisor killed the service."""
+    for stop_key, task_key in ((OUTBOX_STOP, OUTBOX_TASK), (SWEEP_STOP, SWEEP_TASK)):
+        if stop_key in app:
+            app[stop_key].set()
+            try:
+                # A pass in progress finishes (an outbox row mid-delivery is re-claimed later anyway).
+                await asyncio.wait_for(asyncio.shield(app[task_key]), timeout=5)
+            except asyncio.TimeoutError:
+                log.warning("%s still running at shutdown; leaving it", task_key)
+
+
 async def _cleanup(app: web.Application) -> None:
-    if OUTBOX_STOP in app:
-        app[OUTBOX_STOP].set()
-        await asyncio.wait_for(app[OUTBOX_TASK], timeout=30)
-    if SWEEP_STOP in app:
-        app[SWEEP_STOP].set()
-        await asyncio.wait_for(app[SWEEP_TASK], timeout=30)
+    await _stop_loops(app)
     task = app.get(BACKGROUND)
     if task is not None and not task.done():
-        # The executor thread cannot be interrupted; wait for it so the database is closed cleanly.
-        await asyncio.shield(task)
+        # The executor thread cannot be interrupted. Loading writes nothing that matters (the index is
+        # caught up from the database at every start), so a stop does not wait long for it.
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout=3)
+        except asyncio.TimeoutError:
+            log.warning("models still loading at shutdown; stopping without saving the index")
+            db.dispose_engines()
+            return
     store = app[ANALYSIS].store
     for name in ("close", "save"):
         method = getattr(store, name, None)
