@@ -200,6 +200,29 @@ class IndexStore:
             self.save()
             return len(self.index)
 
+    def catch_up_recent(self, since: datetime) -> int:
+        """Add what other intake services stored lately: rows above the highest indexed id, or created
+        after `since` (a lower id can commit after a higher one). Cheap (two indexed range conditions,
+        few rows), so it runs before every duplicate decision when several services share a database."""
+        from sqlalchemy import or_
+
+        with self._lock:
+            ids = self.index.ids()
+            top = int(ids.max()) if ids.size else 0
+            query = (
+                select(Submission.id, Submission.embedding, Case.jurisdiction, Submission.created_at)
+                .join(Case, Case.id == Submission.case_id)
+                .where(Submission.embedding.isnot(None), or_(Submission.id > top, Submission.created_at >= since))
+                .order_by(Submission.id)
+            )
+            with self.session_factory() as session:
+                rows = [r for r in session.execute(query) if int(r[0]) not in self.index]
+            added = self._add_rows(rows) if rows else 0
+            if added:
+                self._unsaved += added
+                log.debug("index caught up with %d submission(s) stored by another service", added)
+            return added
+
     # ----------------------------------------------------------------- service use
     def add(self, submission_id: int, vector: np.ndarray, jurisdiction: str | None = None,
             created_at: datetime | None = None) -> None:

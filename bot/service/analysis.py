@@ -254,6 +254,17 @@ class Analysis:
             outcome = "new"
         return DedupResult(outcome, candidates)
 
+    def catch_up_recent(self, since: datetime) -> None:
+        """Index submissions other intake services stored since `since` (shared database)."""
+        method = getattr(self.store, "catch_up_recent", None)
+        if not callable(method):
+            return
+        try:
+            with self.write_lock:
+                method(since)
+        except Exception:  # the decision goes on with what the index has; the next one retries
+            log.exception("index catch-up before a duplicate decision failed")
+
     def index_add(self, submission_id: int, vector: np.ndarray | None, jurisdiction: str | None,
                   created_at: datetime) -> None:
         """After the commit: a failure here loses nothing (the index catches up from the DB)."""

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import settings
 from bot.service.analysis import Analysis, DedupResult
+from bot.service.decision_lock import CATCH_UP_WINDOW, lock_decision
 from bot.service.errors import ApiError
 from bot.service.jurisdiction import jurisdiction_of, routing_directory
 from bot.service.metrics import Metrics
@@ -191,11 +192,13 @@ class IntakePipeline:
         place = req.place or find_place(req.text)
         jurisdiction = jurisdiction_of(req.text, place, routing_directory())
         now = utcnow()
-        dedup: DedupResult = self.analysis.decide(req.text, vector, place=place, created_at=now)
-
         sender = pseudonymise(req.channel, req.sender) if req.sender else None
         try:
             with self._session() as session:
+                # Catch-up + decide + insert under one lock per area when services share the database.
+                if lock_decision(session, jurisdiction):
+                    self.analysis.catch_up_recent(now - CATCH_UP_WINDOW)
+                dedup: DedupResult = self.analysis.decide(req.text, vector, place=place, created_at=now)
                 submission, decision, shown = self._store(session, req, external_id, sender, vector, topic,
                                                           place, jurisdiction, now, dedup)
                 result = self._result(session, submission, decision, shown)
