@@ -85,10 +85,28 @@ def create_app(*, encoder_factory: Callable[[], Any] | None = None,
     return app
 
 
-async def _startup(app: web.Application) -> None:
+async def _upgrade_when_reachable(url: str | None, max_wait: float = 30.0) -> None:
+    """The schema upgrade, retried while the database cannot be reached (it may start after us), with a
+    log line that says why; the URL is logged without its password."""
+    from sqlalchemy.exc import OperationalError
+
     loop = asyncio.get_running_loop()
+    delay = 1.0
+    while True:
+        try:
+            await loop.run_in_executor(None, db.upgrade, url)
+            return
+        except OperationalError as exc:
+            where = db.get_engine(url).url.render_as_string(hide_password=True)
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
+            log.error("database %s unreachable (%s); trying again in %.0f s", where, reason, delay)
+            await asyncio.sleep(delay)
+            delay = min(max_wait, delay * 2)
+
+
+async def _startup(app: web.Application) -> None:
     if app[UPGRADE_DB]:
-        await loop.run_in_executor(None, db.upgrade, app[DATABASE_URL])
+        await _upgrade_when_reachable(app[DATABASE_URL])
     # The encoder takes a while to load: /health and storage answer meanwhile.
     app[BACKGROUND] = asyncio.create_task(_load_models(app))
     if app[RUN_OUTBOX]:
