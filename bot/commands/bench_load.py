@@ -1,8 +1,9 @@
 """`shangliang bench load`: many residents talking at once through Rasa's REST channel.
 
-A bounded asyncio load generator on loopback: `--residents` scripted conversations, at most `--concurrency`
-at a time, each resident reporting a different problem at a different estate (so duplicate detection
-does not turn the script into a "same case?" question). Prints turns/s and turn latency, then checks the
+A bounded asyncio load generator on loopback: `--residents` conversations, at most `--concurrency` at a
+time. Each resident reports a different problem at a different estate (so duplicate detection does not
+turn the conversation into a "same case?" question) and answers the bot's questions by their wording, as
+the dialogue end-to-end tests do, until it is told a case number. Prints turns/s and turn latency, then checks the
 database: every resident who was told a case number must have exactly one stored submission (lost /
 doubled counts). `--profile` samples every server process with py-spy during the load and prints where
 the time goes. Starts its own deployment (temporary var/, free ports) unless --rasa-url is given.
@@ -45,14 +46,37 @@ ESTATES_A = ["阳光", "幸福", "锦绣", "和平", "丽水", "翠湖", "金桂
 ESTATES_B = ["花园", "新城", "家园", "雅苑", "名邸", "佳苑"]
 
 
-def script_for(index: int) -> list[str]:
-    """The turns of resident `index`: a different problem at a different place for every resident."""
-    problem = PROBLEMS[index % len(PROBLEMS)]
+def place_for(index: int) -> str:
     estate = ESTATES_A[(index // len(PROBLEMS)) % len(ESTATES_A)] + ESTATES_B[
         (index // (len(PROBLEMS) * len(ESTATES_A))) % len(ESTATES_B)]
-    place = f"{estate}小区{index % 97 + 1}号楼"
-    return ["你好", f"我要反映个问题，我们{place}{problem}", place, "两个月了", "整栋楼的人都受影响",
-            "不用留电话", "不匿名", "是的，提交吧"]
+    return f"{estate}小区{index % 97 + 1}号楼"
+
+
+def opener_for(index: int) -> str:
+    """Resident `index`'s first message: a different problem at a different place for every resident."""
+    return f"我们{place_for(index)}{PROBLEMS[index % len(PROBLEMS)]}"
+
+
+# What a resident answers to each of the form's questions, matched on the bot's wording (domain.yml), as the
+# dialogue end-to-end tests do; the first matching cue wins (the read-back mentions 匿名 and 联系电话 too).
+ANSWERS = [
+    ("核对", "确认"),
+    ("具体说说", "{problem}"),
+    ("发生在哪里", "{place}"),
+    ("针对哪里", "{place}"),
+    ("什么时候开始", "两个月了"),
+    ("多少人", "整栋楼"),
+    ("联系电话吗", "不留"),
+    ("匿名", "不用"),
+]
+MAX_TURNS = 12
+
+
+def answer_for(index: int, last_reply: str) -> str | None:
+    for cue, answer in ANSWERS:
+        if cue in last_reply:
+            return answer.format(place=place_for(index), problem=PROBLEMS[index % len(PROBLEMS)])
+    return None
 
 
 @dataclass
@@ -61,26 +85,45 @@ class Resident:
     turns_ms: list[float] = field(default_factory=list)
     case_numbers: set[str] = field(default_factory=set)
     errors: int = 0
+    retries: int = 0
+    unexpected: list[str] = field(default_factory=list)  # bot turns the script had no answer for
 
 
 async def converse(session: Any, rasa_url: str, index: int, resident: Resident, timeout: float) -> None:
+    """Answer the bot until it gives a case number, asks something unknown, or MAX_TURNS pass."""
     import aiohttp
 
-    for text in script_for(index):
+    text: str | None = opener_for(index)
+    for _ in range(MAX_TURNS):
+        if text is None:
+            return
         t0 = time.perf_counter()
+        body: list[dict[str, Any]] = []
         try:
             async with session.post(f"{rasa_url}/webhooks/rest/webhook",
                                     json={"sender": resident.sender, "message": text},
                                     timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
-                body = await resp.json(content_type=None) if resp.status == 200 else []
-                if resp.status != 200:
+                if resp.status == 200:
+                    body = await resp.json(content_type=None) or []
+                else:
                     resident.errors += 1
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
             resident.errors += 1
-            body = []
         resident.turns_ms.append((time.perf_counter() - t0) * 1000)
-        for message in body or []:
-            resident.case_numbers.update(CASE_NUMBER.findall(str(message.get("text") or "")))
+        replies = [str(m.get("text") or "") for m in body if isinstance(m, dict)]
+        for reply in replies:
+            resident.case_numbers.update(CASE_NUMBER.findall(reply))
+        if resident.case_numbers:
+            return
+        if not replies:  # the server failed or said nothing: try the same answer again
+            resident.retries += 1
+            if resident.retries > 3:
+                return
+            await asyncio.sleep(1.0)
+            continue
+        text = answer_for(index, replies[-1])
+        if text is None:
+            resident.unexpected.append(replies[-1][:80])
 
 
 async def drive(rasa_url: str, residents: int, concurrency: int, timeout: float = 60.0,
@@ -149,6 +192,7 @@ def figures(people: list[Resident], wall: float) -> dict[str, Any]:
         "turn_p95_ms": round(_percentile(turns, 0.95), 1),
         "turn_max_ms": round(max(turns), 1) if turns else 0.0,
         "failed_turns": sum(p.errors for p in people),
+        "unfinished": sum(1 for p in people if not p.case_numbers),
     }
 
 
@@ -210,6 +254,9 @@ def _load(args: argparse.Namespace, rasa_url: str, database_url: str | None,
         profiler = Profiler(pids, profile_dir, seconds=600)
     people, wall = asyncio.run(drive(rasa_url, args.residents, args.concurrency, args.turn_timeout))
     result = figures(people, wall)
+    odd = Counter(text for p in people for text in p.unexpected)
+    for text, n in odd.most_common(3):
+        log.warning("%d conversation(s) stopped at a bot turn the script cannot answer: %s", n, text)
     if profiler is not None:
         result["profile_dir"] = str(profile_dir)
         for name, lines in profiler.finish().items():
