@@ -198,3 +198,23 @@ def test_recheck_anchors_are_filled_persisted_and_follow_the_db(db, var_dir: Pat
     assert again.profiles.ids() == set(ids[1:])
     assert again.rebuild(progress=False) == 3
     assert again.profiles.ids() == set(ids[1:]) and again.profiles.computed == 0
+
+
+def test_catch_up_recent_adds_what_another_service_stored(db, var_dir: Path) -> None:
+    from datetime import timedelta
+
+    from bot.storage.models import utcnow
+
+    add_submissions(db, 3)
+    # Two stores on one database: the second service does not see the first one's new rows by itself.
+    mine = IndexStore(db, DIM, var_dir / "index-a")
+    other = IndexStore(db, DIM, var_dir / "index-b")
+    new_ids = add_submissions(db, 2, start=3)
+    for sid in new_ids:
+        mine.add(sid, fake_vector(sid - 1))
+    assert all(sid not in other.index for sid in new_ids)
+    assert other.catch_up_recent(utcnow() - timedelta(minutes=5)) == 2
+    assert all(sid in other.index for sid in new_ids)
+    assert other.catch_up_recent(utcnow() - timedelta(minutes=5)) == 0  # nothing twice
+    hit = other.search(fake_vector(4), k=1)[0]
+    assert hit.submission_id == new_ids[1]
