@@ -29,8 +29,17 @@ def save(payload: dict[str, Any]) -> Path:
     """Write the submission payload atomically; the client_ref makes a later replay idempotent."""
     path = _file_for(str(payload["client_ref"]))
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(payload, ensure_ascii=False), encoding="utf-8")
-    tmp.replace(path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(payload, ensure_ascii=False))
+            fh.flush()
+            os.fsync(fh.fileno())  # on disk before the rename makes it visible to a replay
+        tmp.replace(path)
+    except OSError as exc:
+        # Disk full or read-only: say so plainly; only whole files are ever named *.json and replayed.
+        tmp.unlink(missing_ok=True)
+        logger.error("cannot spool a concern under %s: %s", path.parent, exc.strerror or exc)
+        raise
     return path
 
 

@@ -61,3 +61,20 @@ async def test_a_half_written_spool_file_is_never_read(make_client: MakeClient) 
     assert await replay.replay_once(IntakeClient(str(client.make_url("")).rstrip("/"))) == 0
     assert spool.pending() == []
     shutil.rmtree(spool.spool_dir())
+
+
+def test_disk_full_while_spooling_leaves_nothing_half_written(var_dir, caplog) -> None:
+    import errno
+    import os
+
+    import pytest
+
+    payload = _payload("rest:replay-test:full")
+    target = spool._file_for(payload["client_ref"])
+    os.symlink("/dev/full", target.with_suffix(".tmp"))  # every write to it fails with ENOSPC
+    with pytest.raises(OSError) as info:
+        spool.save(payload)
+    assert info.value.errno == errno.ENOSPC
+    assert not target.exists() and not target.with_suffix(".tmp").exists()
+    assert spool.pending() == []
+    assert "cannot spool" in caplog.text
