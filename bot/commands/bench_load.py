@@ -202,7 +202,10 @@ class Profiler:
     def __init__(self, pids: dict[str, int], out_dir: Path, seconds: int) -> None:
         self.out_dir = out_dir
         self.procs: dict[str, subprocess.Popen] = {}
-        exe = shutil.which("py-spy")
+        import sys
+
+        beside = Path(sys.executable).with_name("py-spy")  # installed in the same virtualenv
+        exe = str(beside) if beside.exists() else shutil.which("py-spy")
         if exe is None:
             raise SystemExit("--profile needs py-spy: pip install -c constraints.txt py-spy")
         out_dir.mkdir(parents=True, exist_ok=True)
