@@ -29,6 +29,15 @@ from bot.storage.models import Case, Contact, Handoff, Submission, utcnow
 from tests.conftest import postgres_schema
 
 TOKEN = "test-token-123"
+SERVICE_TOKEN = "service-token-456"
+# What the action server sends (bot/service/auth.py); the public tests in test_access.py send nothing.
+SERVICE = {"Authorization": f"Bearer {SERVICE_TOKEN}"}
+STAFF = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def resident(sender: str, channel: str = "rest") -> dict[str, str]:
+    """The action server acting for one resident."""
+    return {**SERVICE, "X-Shangliang-Sender": sender, "X-Shangliang-Channel": channel}
 # The FAISS index part is built alongside; without it the service files every concern as new.
 INDEX_INSTALLED = importlib.util.find_spec("index.store") is not None
 CJK = "\u4e00"
@@ -106,6 +115,7 @@ def _recording_router(calls: list[int]) -> Callable[[Any, int], None]:
 @pytest.fixture()
 async def make_client(var_dir: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[MakeClient]:
     monkeypatch.setenv("SHANGLIANG_API_TOKEN", TOKEN)
+    monkeypatch.setenv("SHANGLIANG_SERVICE_TOKEN", SERVICE_TOKEN)
     monkeypatch.delenv("DATABASE_URL", raising=False)  # a developer's own database is never touched
     # Routing is another part (tested on its own); here it is a no-op unless a test installs a fake.
     _install_router(monkeypatch, lambda session, case_id: None)
@@ -114,10 +124,10 @@ async def make_client(var_dir: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIt
 
     async def make(encoder_factory: Callable[[], Any] = FakeEncoder,
                    classifier_factory: Callable[[], Any] = _no_classifier, fake_detector: bool = True,
-                   run_sweep: bool = False) -> TestClient:
+                   run_sweep: bool = False, headers: dict[str, str] | None = None) -> TestClient:
         app = create_app(encoder_factory=encoder_factory, classifier_factory=classifier_factory,
                          run_sweep=run_sweep)
-        client = TestClient(TestServer(app))
+        client = TestClient(TestServer(app), headers=SERVICE if headers is None else headers)
         await client.start_server()
         await app[BACKGROUND]  # encoder, index catch-up and backfill are done
         if fake_detector:
@@ -165,15 +175,18 @@ async def test_create_and_read_case(client: TestClient) -> None:
     assert body["status"] == "received" and body["status_label"]
     assert body["duplicate"] == {"decision": "new", "candidates": []}
     assert body["topic"] is None  # no trained classifier in this checkout/test
-    resp = await client.get(f"/api/v1/cases/{body['case_number']}")
+    resp = await client.get(f"/api/v1/cases/{body['case_number']}", headers=resident("openid-abc", "web"))
     case = await resp.json()
     assert resp.status == 200
     assert case["title"] == "阳光花园5栋楼下的烧烤店油烟太大"
     assert case["summary"].startswith("阳光花园5栋楼下的烧烤店油烟太大")
     assert case["supporters"] == 1 and case["place"] == "阳光花园5栋"
     assert case["last_update"]["time"] and case["created_at"].endswith("Z")
-    assert set(case) == {"case_number", "status", "status_label", "title", "summary", "topic", "supporters",
-                         "place", "jurisdiction", "created_at", "updated_at", "last_update"}
+    # The resident who filed it gets the full view: still no contact data and no sender ids.
+    assert set(case) == {"case_number", "status", "status_label", "subject_line", "title", "summary", "topic",
+                         "supporters", "place", "jurisdiction", "created_at", "updated_at", "last_update",
+                         "timeline", "view"}
+    assert case["view"] == "full" and [e["kind"] for e in case["timeline"]] == ["created"]
     assert case["jurisdiction"] is None  # 阳光花园 names no district
     stored = _rows(Submission)[0]
     assert stored.embedding is not None and len(stored.embedding) == 4 * FakeEncoder.dim
@@ -357,7 +370,7 @@ async def test_ask_then_merge(client: TestClient) -> None:
     assert candidate["score"] == pytest.approx(0.91)
 
     resp = await client.post(f"/api/v1/submissions/{second['submission_id']}/merge",
-                             json={"case_number": first["case_number"].lower()})
+                             json={"case_number": first["case_number"].lower()}, headers=resident("b"))
     merged = await resp.json()
     assert resp.status == 200 and merged == {"case_number": first["case_number"], "supporters": 2}
     provisional = await (await client.get(f"/api/v1/cases/{second['case_number']}")).json()
@@ -370,7 +383,7 @@ async def test_keep_declines_merge(client: TestClient) -> None:
     _, first = await submit(client, "图书馆开放时间太短")
     client.server.app[ANALYSIS].detector.next = ("ask", _rows(Submission)[0].case_id)
     _, second = await submit(client, "图书馆座位太少")
-    resp = await client.post(f"/api/v1/submissions/{second['submission_id']}/keep")
+    resp = await client.post(f"/api/v1/submissions/{second['submission_id']}/keep", headers=STAFF)
     assert resp.status == 200 and (await resp.json())["case_number"] == second["case_number"]
     assert _rows(Submission, id=second["submission_id"])[0].dedup_decision == "declined"
 
@@ -388,11 +401,11 @@ async def test_auto_merge(client: TestClient) -> None:
 
 async def test_merge_errors(client: TestClient) -> None:
     _, first = await submit(client, "路边垃圾桶满了没人收")
-    resp = await client.post(f"/api/v1/submissions/{first['submission_id']}/merge", json={"case_number": "SL2000-000001"})
+    resp = await client.post(f"/api/v1/submissions/{first['submission_id']}/merge", json={"case_number": "SL2000-000001"}, headers=STAFF)
     assert resp.status == 404 and (await resp.json())["error"]["code"] == "case_not_found"
-    resp = await client.post("/api/v1/submissions/99999/merge", json={"case_number": first["case_number"]})
+    resp = await client.post("/api/v1/submissions/99999/merge", json={"case_number": first["case_number"]}, headers=STAFF)
     assert resp.status == 404 and (await resp.json())["error"]["code"] == "submission_not_found"
-    resp = await client.post("/api/v1/submissions/abc/keep")
+    resp = await client.post("/api/v1/submissions/abc/keep", headers=STAFF)
     assert resp.status == 404 and (await resp.json())["error"]["code"] == "submission_not_found"
 
 
@@ -425,7 +438,7 @@ async def test_finished_case_gains_no_supporters(any_db_client: TestClient, outc
     detector.next = ("ask", first_id)
     _, joined = await submit(client, "东湖小区一直没有水")
     resp = await client.post(f"/api/v1/submissions/{joined['submission_id']}/merge",
-                             json={"case_number": first["case_number"]})
+                             json={"case_number": first["case_number"]}, headers=STAFF)
     assert resp.status == 200
     await _set_status(client, first["case_number"], "resolved")
 
@@ -458,7 +471,7 @@ async def test_merge_into_a_case_closed_meanwhile_is_refused(any_db_client: Test
     assert second["duplicate"]["candidates"][0]["status"] == "received"
     await _set_status(client, first["case_number"], "closed")  # staff close it before the resident answers
     resp = await client.post(f"/api/v1/submissions/{second['submission_id']}/merge",
-                             json={"case_number": first["case_number"]})
+                             json={"case_number": first["case_number"]}, headers=STAFF)
     error = (await resp.json())["error"]
     assert resp.status == 409 and error["code"] == "case_closed"
     assert "办理完结" in error["message"] and "新的事情单独登记" in error["message"]
@@ -502,7 +515,7 @@ async def test_jurisdiction_from_the_district_named(any_db_client: TestClient, m
     monkeypatch.setattr(analysis, "index_add", lambda sid, vector, jurisdiction, created_at: (
         added.append((sid, jurisdiction)), index_add(sid, vector, jurisdiction, created_at)))
     _, body = await submit(client, text, **({"place": place} if place else {}))
-    case = await (await client.get(f"/api/v1/cases/{body['case_number']}")).json()
+    case = await (await client.get(f"/api/v1/cases/{body['case_number']}", headers=STAFF)).json()
     assert case["jurisdiction"] == expected
     assert added == [(body["submission_id"], expected)]  # the index gets it with the vector
     assert analysis.detector.calls  # the duplicate search ran (unfiltered: see FakeDetector.decide)
@@ -610,7 +623,7 @@ async def test_restart_keeps_everything(make_client: MakeClient) -> None:
     _, created = await submit(client, "老旧小区加装电梯的建议", kind="suggestion", client_ref="r-1")
     await client.close()
     client = await make_client()
-    resp = await client.get(f"/api/v1/cases/{created['case_number']}")
+    resp = await client.get(f"/api/v1/cases/{created['case_number']}", headers=STAFF)
     assert resp.status == 200 and (await resp.json())["title"] == "老旧小区加装电梯的建议"
     status, replay = await submit(client, "老旧小区加装电梯的建议", kind="suggestion", client_ref="r-1")
     assert status == 200 and replay["case_number"] == created["case_number"]
@@ -660,7 +673,7 @@ async def test_case_left_unrouted_is_routed_when_the_service_starts(make_client:
     _install_router(monkeypatch, _recording_router(calls))
     client = await make_client(run_sweep=True)
     for _ in range(100):
-        case = await (await client.get(f"/api/v1/cases/{body['case_number']}")).json()
+        case = await (await client.get(f"/api/v1/cases/{body['case_number']}", headers=STAFF)).json()
         if case["status"] != "received":
             break
         await asyncio.sleep(0.05)
@@ -756,7 +769,7 @@ async def test_postgres_round_trip(postgres_url: str, make_client: MakeClient) -
     client.server.app[ANALYSIS].detector.next = ("ask", _rows(Submission)[0].case_id)
     _, second = await submit(client, "广场上跳舞的音乐声音太大", contact={"phone": "13800000000", "consent": True})
     resp = await client.post(f"/api/v1/submissions/{second['submission_id']}/merge",
-                             json={"case_number": first["case_number"]})
+                             json={"case_number": first["case_number"]}, headers=STAFF)
     assert (await resp.json())["supporters"] == 2
     await client.close()
     client = await make_client()
@@ -776,5 +789,5 @@ async def test_topic_from_classifier(make_client: MakeClient) -> None:
     with db.session_scope() as session:
         review = dict(session.execute(sa.text("select number, needs_review from cases")).all())
     assert review == {traffic["case_number"]: False, unsure["case_number"]: True}  # below topics.review_below
-    case = await (await client.get(f"/api/v1/cases/{traffic['case_number']}")).json()
+    case = await (await client.get(f"/api/v1/cases/{traffic['case_number']}", headers=STAFF)).json()
     assert case["topic"]["id"] == "traffic"

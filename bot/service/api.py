@@ -10,12 +10,15 @@ from typing import Any, TypeVar
 from aiohttp import web
 from sqlalchemy.orm import Session
 
+from bot.service.auth import Caller, caller, require_service
 from bot.service.errors import ApiError
 from bot.service.intake import IntakePipeline, parse_submission
 from bot.service.keys import PIPELINE, SETTINGS
 from bot.service.pseudonym import pseudonymise
+from bot.service.ratelimit import LIMITS
 from bot.service.responses import json_response
 from bot.service.validation import channel_name, optional_str, read_json
+from bot.service.views import case_view_for, full_case_view
 from bot.storage import repository
 from bot.storage.models import CASE_STATUS_LABELS, Case, Submission
 from bot.text.analyze import analyze
@@ -37,29 +40,6 @@ def _max_body(request: web.Request) -> int:
 
 def _max_chars(request: web.Request) -> int:
     return int(request.app[SETTINGS]["service"].get("max_text_chars", 5000))
-
-
-def _iso(value: Any) -> str | None:
-    return value.isoformat(timespec="seconds") + "Z" if value is not None else None
-
-
-def case_view(pipeline: IntakePipeline, session: Session, case: Case) -> dict[str, Any]:
-    """A case as residents may see it: no contact data, no sender ids."""
-    event = repository.last_update(session, case)
-    return {
-        "case_number": case.number,
-        "status": case.status,
-        "status_label": CASE_STATUS_LABELS.get(case.status, case.status),
-        "title": case.title,
-        "summary": case.summary,
-        "topic": pipeline.topic_view(case),
-        "supporters": int(case.supporter_count),
-        "place": case.place,
-        "jurisdiction": case.jurisdiction,
-        "created_at": _iso(case.created_at),
-        "updated_at": _iso(case.updated_at),
-        "last_update": {"time": _iso(event.created_at), "note": event.note} if event else None,
-    }
 
 
 async def _in_session(request: web.Request, work: Callable[[IntakePipeline, Session], T]) -> T:
@@ -87,14 +67,31 @@ def _submission_id(request: web.Request) -> int:
         raise ApiError("submission_not_found") from exc
 
 
+def _own_submission(session: Session, submission_id: int, who: Caller) -> Submission:
+    """The submission, if the caller may act on it: staff always; the action server only for the
+    resident it names, who must be the one who filed it (403 otherwise)."""
+    submission = session.get(Submission, submission_id)
+    if submission is None:
+        raise ApiError("submission_not_found")
+    if who.is_staff:
+        return submission
+    if who.resident is None or (submission.channel, submission.sender) != who.resident:
+        raise ApiError("forbidden")
+    return submission
+
+
 async def create_submission(request: web.Request) -> web.Response:
+    require_service(request)
     payload = await read_json(request, _max_body(request))
     req = parse_submission(payload, _max_chars(request))
+    sender_key = pseudonymise(req.channel, req.sender) if req.sender else None
+    request.app[LIMITS].check("submissions", request, sender_key)
     result, status = await _blocking(request.app[PIPELINE].submit, req)
     return json_response(result, status)
 
 
 async def merge_submission(request: web.Request) -> web.Response:
+    who = require_service(request)
     submission_id = _submission_id(request)
     payload = await read_json(request, _max_body(request))
     number = optional_str(payload, "case_number", 40, "案件编号")
@@ -102,8 +99,7 @@ async def merge_submission(request: web.Request) -> web.Response:
         raise ApiError("case_not_found")
 
     def run(_pipeline: IntakePipeline, session: Session) -> dict[str, Any]:
-        if session.get(Submission, submission_id) is None:
-            raise ApiError("submission_not_found")
+        _own_submission(session, submission_id, who)
         target = _case_by_number(session, number)
         try:
             case = repository.merge_submission(session, submission_id, target.id)
@@ -116,11 +112,11 @@ async def merge_submission(request: web.Request) -> web.Response:
 
 
 async def keep_submission(request: web.Request) -> web.Response:
+    who = require_service(request)
     submission_id = _submission_id(request)
 
     def run(_pipeline: IntakePipeline, session: Session) -> dict[str, Any]:
-        if session.get(Submission, submission_id) is None:
-            raise ApiError("submission_not_found")
+        _own_submission(session, submission_id, who)
         submission = repository.keep_submission(session, submission_id)
         case = repository.live_case(session, session.get(Case, submission.case_id))
         session.commit()
@@ -130,15 +126,21 @@ async def keep_submission(request: web.Request) -> web.Response:
 
 
 async def get_case(request: web.Request) -> web.Response:
+    """Anyone may ask by number and gets the public view; the resident who filed it (vouched for by
+    the action server) and staff get the full view."""
+    who = caller(request)
     number = request.match_info["number"]
 
     def run(pipeline: IntakePipeline, session: Session) -> dict[str, Any]:
-        return case_view(pipeline, session, _case_by_number(session, number))
+        case = _case_by_number(session, number)
+        return case_view_for(pipeline, session, case, staff=who.is_staff, resident=who.resident)
 
     return json_response(await _in_session(request, run))
 
 
 async def list_cases(request: web.Request) -> web.Response:
+    """A resident's own cases (full views): only the action server, for the sender it names, or staff."""
+    require_service(request)
     sender = (request.query.get("sender") or "").strip()
     if not sender:
         raise ApiError("missing_sender")
@@ -147,7 +149,7 @@ async def list_cases(request: web.Request) -> web.Response:
 
     def run(pipeline: IntakePipeline, session: Session) -> dict[str, Any]:
         cases = repository.cases_for_sender(session, pseudonym, channel)
-        return {"cases": [case_view(pipeline, session, c) for c in cases]}
+        return {"cases": [full_case_view(pipeline, session, c) for c in cases]}
 
     return json_response(await _in_session(request, run))
 
@@ -185,12 +187,13 @@ async def update_case(request: web.Request) -> web.Response:
         except WorkflowError as exc:
             raise ApiError(exc.code, exc.message, exc.http_status) from exc
         session.commit()
-        return {**case_view(pipeline, session, case), "version": case.version, "updated_by": actor.id}
+        return {**full_case_view(pipeline, session, case), "version": case.version, "updated_by": actor.id}
 
     return json_response(await _in_session(request, run))
 
 
 async def create_handoff(request: web.Request) -> web.Response:
+    require_service(request)
     payload = await read_json(request, _max_body(request))
     channel = channel_name(payload)
     sender = optional_str(payload, "sender", 256, "sender")
@@ -207,6 +210,7 @@ async def create_handoff(request: web.Request) -> web.Response:
 
 
 async def analyze_text(request: web.Request) -> web.Response:
+    require_service(request)
     payload = await read_json(request, _max_body(request))
     text = payload.get("text")
     if not isinstance(text, str):

@@ -28,6 +28,7 @@ MESSAGES: dict[str, tuple[int, str]] = {
     "unauthorized": (401, "没有权限进行此操作。"),
     "forbidden": (403, "您没有权限查看或办理这个案件。"),
     "concurrent_edit": (409, "这个案件刚被其他人修改过，您的修改没有保存。请刷新后查看最新情况再提交。"),
+    "rate_limited": (429, "您发送得有点快，请稍等一分钟再试。您之前的内容都已收到，不会丢失。"),
     "invalid_status": (400, "案件状态不正确。"),
     "not_found": (404, "页面不存在。"),
     "method_not_allowed": (405, "不支持这种请求方式。"),

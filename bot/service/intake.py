@@ -27,6 +27,7 @@ from bot.service.validation import (
     optional_str,
     required_text,
 )
+from bot.service.views import safe_subject
 from bot.storage import repository
 from bot.storage.models import CASE_STATUS_LABELS, Case, Submission, utcnow
 from bot.text.places import find_place, place_parts
@@ -145,7 +146,8 @@ class IntakePipeline:
                 continue
             seen.add(case.id)
             # status tells the dialogue that a finished case was found: it is shown, never joined.
-            views.append({"case_number": case.number, "summary": case.summary,
+            # Another resident's case: only its redacted one-line subject, never its text.
+            views.append({"case_number": case.number, "subject_line": safe_subject(case),
                           "supporters": int(case.supporter_count), "score": round(float(score), 4),
                           "status": case.status,
                           "status_label": CASE_STATUS_LABELS.get(case.status, case.status)})
