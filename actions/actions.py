@@ -12,7 +12,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import spool
-from actions.intake_client import IntakeClient, IntakeError, IntakeUnavailable
+from actions.intake_client import IntakeClient, IntakeError, IntakeUnavailable, client_ref
 from actions.parsing import (
     NO_PHONE,
     UNKNOWN,
@@ -277,7 +277,7 @@ def submission_payload(tracker: Tracker) -> dict[str, Any]:
         "scope": _known(get("scope")),
         "anonymous": bool(get("anonymous")),
         # Stable per confirming message: a retried action or a replayed spool never opens a second case.
-        "client_ref": f"{channel}:{tracker.sender_id}:{message_id}",
+        "client_ref": client_ref(channel, tracker.sender_id, message_id),
     }
     if get("campaign"):
         payload["campaign"] = str(get("campaign"))
@@ -333,7 +333,7 @@ class ActionSubmitConcern(Action):
             best = candidates[0]
             dispatcher.utter_message(
                 text=f"您的反映已登记，编号 {number}。另外，已有{best.get('supporters', 1)}位居民反映了类似问题"
-                     f"（编号 {best.get('case_number')}：{best.get('summary', '')}），是否并入一起跟进？"
+                     f"（编号 {best.get('case_number')}：{best.get('subject_line', '')}），是否并入一起跟进？"
                      f"请回答“是”或“否”。")
             return _reset() + [
                 SlotSet("awaiting", "merge"),
@@ -390,14 +390,15 @@ class ActionMergeDecision(Action):
             return events
         try:
             if yes_no(_text(tracker), _intent(tracker)) is Answer.YES:
-                result = await client.merge(int(submission_id), str(target))
+                result = await client.merge(int(submission_id), str(target), sender=tracker.sender_id,
+                                            channel=_channel(tracker))
                 supporters = result.get("supporters")
                 dispatcher.utter_message(
                     text=f"好的，已并入编号 {result.get('case_number', target)}"
                          f"{f'，目前共有{supporters}位居民反映了这个问题' if supporters else ''}，会一起跟进。"
                          f"之后用这个编号就能查询进度。")
             else:
-                await client.keep(int(submission_id))
+                await client.keep(int(submission_id), sender=tracker.sender_id, channel=_channel(tracker))
                 dispatcher.utter_message(text=f"好的，您的问题单独立案，编号 {own}，我们会单独跟进。")
         except IntakeUnavailable:
             dispatcher.utter_message(
@@ -490,7 +491,7 @@ class ActionCancelConcern(Action):
 
 def describe_case(case: dict[str, Any]) -> str:
     number = case.get("case_number", "")
-    title = case.get("title") or case.get("summary") or ""
+    title = case.get("subject_line") or ""  # another resident's case shows no more than this
     parts = [f"编号 {number}{f'（{title}）' if title else ''}：目前状态“{case.get('status_label') or case.get('status')}”"]
     supporters = case.get("supporters")
     if supporters and int(supporters) > 1:
@@ -518,7 +519,7 @@ class ActionCheckProgress(Action):
         try:
             await spool.flush(client)
             if number:
-                case = await client.get_case(number)
+                case = await client.get_case(number, sender=tracker.sender_id, channel=_channel(tracker))
                 if case is None:
                     dispatcher.utter_message(
                         text=f"没有找到编号 {number} 的事项，请核对一下编号（格式如 SL2026-000123）。"

@@ -24,9 +24,11 @@ from actions.actions import (
     ActionSubmitConcern,
     ValidateConcernForm,
 )
+from bot.service.pseudonym import pseudonymise
 from bot.text.answers import Answer, yes_no
 from bot.text.casenumbers import find_case_number
 from bot.text.pii import find_phone
+from bot.tokens import service_token
 
 
 class FakeIntake:
@@ -40,6 +42,7 @@ class FakeIntake:
         self.cases: dict[str, dict[str, Any]] = {}
         self.by_client_ref: dict[str, dict[str, Any]] = {}
         self.merge_error: dict[str, str] | None = None
+        self.headers: list[dict[str, str]] = []  # per call: what identifies the caller
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -55,6 +58,8 @@ class FakeIntake:
     async def _record(self, request: web.Request) -> Any:
         body = await request.json() if request.can_read_body else None
         self.calls.append((request.method, request.path_qs, body))
+        self.headers.append({k: v for k, v in request.headers.items()
+                             if k in ("Authorization", "X-Shangliang-Sender", "X-Shangliang-Channel")})
         return body
 
     async def analyze(self, request: web.Request) -> web.Response:
@@ -212,7 +217,10 @@ async def test_submit_new_case_sends_one_idempotent_request(fake: FakeIntake) ->
     submits = [c for c in fake.calls if c[1] == "/api/v1/submissions"]
     assert len(submits) == 1
     body = submits[0][2]
-    assert body["client_ref"] == "rest:resident-1:abc"
+    # Built from the sender's pseudonym: the raw id never becomes the stored idempotency key.
+    assert body["client_ref"] == f"rest:{pseudonymise('rest', 'resident-1')}:abc"
+    assert "resident-1" not in body["client_ref"]
+    assert fake.headers[-1] == {"Authorization": f"Bearer {service_token()}"}
     assert body["contact"] == {"phone": "13912345678", "consent": True}
     assert body["place"] == "阳光小区3号楼" and body["kind"] == "concern" and body["sender"] == "resident-1"
     assert "SL2026-000001" in texts(dispatcher)
@@ -232,16 +240,19 @@ async def test_no_contact_without_consent(fake: FakeIntake) -> None:
 
 async def test_duplicate_offer_then_merge(fake: FakeIntake) -> None:
     fake.decision = {"decision": "ask", "candidates": [
-        {"case_number": "SL2026-000042", "summary": "阳光小区电梯故障", "supporters": 3, "score": 0.9}]}
+        {"case_number": "SL2026-000042", "subject_line": "阳光小区电梯故障", "supporters": 3, "score": 0.9}]}
     dispatcher = CollectingDispatcher()
     events = await ActionSubmitConcern().run(dispatcher, make_tracker("确认", "affirm", slots=FULL_SLOTS), {})
     reply = texts(dispatcher)
     assert "已有3位居民反映了类似问题" in reply and "SL2026-000042" in reply and "是否并入" in reply
+    assert "阳光小区电梯故障" in reply  # the other case's redacted subject line, nothing more
     slots = slot_events(events)
     assert slots["awaiting"] == "merge" and slots["merge_target"] == "SL2026-000042"
     dispatcher = CollectingDispatcher()
     await ActionMergeDecision().run(dispatcher, make_tracker("是", "affirm", slots=slots), {})
     assert fake.calls[-1][:3] == ("POST", "/api/v1/submissions/1/merge", {"case_number": "SL2026-000042"})
+    # The action server names the resident it acts for: the service only merges their own submission.
+    assert fake.headers[-1]["X-Shangliang-Sender"] == "resident-1"
     assert "SL2026-000042" in texts(dispatcher) and "4位居民" in texts(dispatcher)
     # Wording beats a misclassified intent: "别合并" labelled affirm still keeps the case separate.
     await ActionMergeDecision().run(CollectingDispatcher(), make_tracker("别合并", "affirm", slots=slots), {})
@@ -282,7 +293,11 @@ async def test_intake_down_spools_and_later_flushes(var_dir, monkeypatch) -> Non
     assert "暂时连不上" in texts(dispatcher) and "自动提交" in texts(dispatcher)
     files = list((spool.spool_dir()).glob("*.json"))
     assert len(files) == 1
-    assert json.loads(files[0].read_text(encoding="utf-8"))["client_ref"] == "rest:resident-1:x9"
+    # Encrypted at rest: neither the sender, the concern nor the phone number is readable in the file.
+    raw = files[0].read_text(encoding="utf-8")
+    assert "resident-1" not in raw and "13912345678" not in raw and "电梯" not in json.loads(raw)["data"]
+    assert spool.pending("resident-1") == [files[0].name] and spool.pending("someone-else") == []
+    ref = f"rest:{pseudonymise('rest', 'resident-1')}:x9"
     # The next action run with the service back submits the spooled concern.
     intake = FakeIntake()
     server = TestServer(intake.app())
@@ -292,14 +307,14 @@ async def test_intake_down_spools_and_later_flushes(var_dir, monkeypatch) -> Non
         await ActionCheckProgress().run(CollectingDispatcher(), make_tracker("查进度", "ask_progress"), {})
     finally:
         await server.close()
-    assert "rest:resident-1:x9" in intake.by_client_ref
+    assert ref in intake.by_client_ref
     assert not list(spool.spool_dir().glob("*.json"))
     assert spool.spool_dir().parent == var_dir
 
 
 async def test_progress_by_number_and_by_sender(fake: FakeIntake) -> None:
     fake.cases["SL2026-000123"] = {"case_number": "SL2026-000123", "status": "in_progress",
-                                   "status_label": "办理中", "title": "路灯不亮", "supporters": 2,
+                                   "status_label": "办理中", "subject_line": "路灯不亮", "supporters": 2,
                                    "last_update": {"time": "2026-11-20T10:00:00", "note": "已派人检修"},
                                    "_sender": "resident-1"}
     dispatcher = CollectingDispatcher()
