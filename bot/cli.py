@@ -34,6 +34,7 @@ COMMAND_MODULES = [
     "bot.commands.eval_redaction",  # eval redaction: span precision/recall of bot.text.redact
     "bot.accounts.commands",     # user add/list/disable/enable/passwd (console accounts)
     "bot.console.bench",         # bench console: queue page server time
+    "bot.commands.purge",        # purge: conversations and hand-off texts past retention
 ]
 
 GROUPS = {

@@ -36,6 +36,7 @@ from bot.service.keys import (
     UPGRADE_DB,
 )
 from bot.service.metrics import Metrics, metrics_middleware
+from bot.service.ratelimit import LIMITS, Limits
 from bot.storage import db, repository
 from bot.text.redact import install_log_redaction
 
@@ -65,6 +66,7 @@ def create_app(*, encoder_factory: Callable[[], Any] | None = None,
                           middlewares=[metrics_middleware(metrics), error_middleware])
     app[SETTINGS] = config
     app[METRICS] = metrics
+    app[LIMITS] = Limits(config.get("rate_limits"))
     app[DATABASE_URL] = database_url
     factory = db.session_factory(database_url)
     analysis = Analysis(factory, encoder_factory, classifier_factory)

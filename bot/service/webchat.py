@@ -14,6 +14,7 @@ from aiohttp import web
 
 from bot.service.errors import ApiError
 from bot.service.keys import DATABASE_URL, SETTINGS
+from bot.service.ratelimit import LIMITS
 from bot.service.responses import json_response
 from bot.service.validation import read_json
 
@@ -48,6 +49,8 @@ async def send(request: web.Request) -> web.Response:
         raise ApiError("empty_text", "请先输入想说的话。")
     if len(message) > MAX_MESSAGE_CHARS:
         raise ApiError("text_too_long", limit=MAX_MESSAGE_CHARS)
+    # Public endpoint: a flood from one page or one address is refused before it reaches Rasa.
+    request.app[LIMITS].check("chat", request, sender)
     url = str(request.app[SETTINGS]["rasa"]["url"]).rstrip("/") + "/webhooks/rest/webhook"
     try:
         async with request.app[CLIENT].post(url, json={"sender": f"web-{sender}", "message": message}) as resp:
