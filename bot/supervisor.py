@@ -31,6 +31,7 @@ from typing import IO
 import yaml
 
 from bot.config import QUIET_ENV, REPO_ROOT
+from bot.tokens import TOKENS, token
 
 log = logging.getLogger(__name__)
 
@@ -120,9 +121,24 @@ class Stack:
         env["SANIC_HOST"] = self.host  # rasa_sdk listens on 0.0.0.0 unless told otherwise
         if self.database_url:
             env["DATABASE_URL"] = self.database_url
+        # Shared secrets are settled here, before the processes start, so they never race to create them:
+        # the action server sends the service token, Rasa's HTTP API requires the Rasa token.
+        for kind in ("service", "rasa"):
+            name = TOKENS[kind][0]
+            env[name] = env.get(name) or token(kind, self.var_dir)
+        if not env.get(TOKENS["secret"][0]):
+            token("secret", self.var_dir)
         # Run from the repository so `actions` and `bot` import without installation tricks.
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
         return env
+
+    @property
+    def rasa_token(self) -> str:
+        return self.extra_env.get(TOKENS["rasa"][0]) or token("rasa", self.var_dir)
+
+    @property
+    def service_token(self) -> str:
+        return self.extra_env.get(TOKENS["service"][0]) or token("service", self.var_dir)
 
     def write_endpoints(self) -> Path:
         with open(REPO_ROOT / "endpoints.yml", encoding="utf-8") as fh:
@@ -142,7 +158,9 @@ class Stack:
             "intake": [py, "-m", "bot.cli", "serve", "--host", self.host, "--port", str(self.ports.intake)],
             "actions": [py, "-m", "actions.server", "--actions", "actions", "-p", str(self.ports.actions)],
             "rasa": [
-                py, "-m", "rasa", "run", "--enable-api", "--cors", "*",
+                # The HTTP API (/model, /conversations) needs ?token=; only /webhooks/* is open.
+                py, "-m", "rasa", "run", "--enable-api", "--auth-token", self.rasa_token,
+                "--cors", self.intake_url,
                 "-i", self.host, "-p", str(self.ports.rasa),
                 "-m", str(self.model_path),
                 "--endpoints", str(self.write_endpoints()),

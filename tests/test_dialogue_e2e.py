@@ -49,7 +49,7 @@ def converse(stack, sender: str, opener: str, overrides: dict[str, str] | None =
 
 def cases_of(stack, sender: str) -> list[dict]:
     query = urllib.parse.urlencode({"sender": sender, "channel": "rest"})
-    return stack.get_json(f"{stack.intake_url}/api/v1/cases?{query}")["cases"]
+    return stack.get_json(f"{stack.intake_url}/api/v1/cases?{query}", headers=stack.service_headers())["cases"]
 
 
 def all_text(turns: list[list[str]]) -> str:
@@ -99,7 +99,7 @@ def test_correction_before_confirming_changes_the_stored_place(stack) -> None:
     replies = stack.say(sender, "确认")
     number = CASE_RE.search(" ".join(replies))
     assert number, (turns, replies)
-    case = stack.get_json(f"{stack.intake_url}/api/v1/cases/{number.group(0)}")
+    case = stack.get_json(f"{stack.intake_url}/api/v1/cases/{number.group(0)}", headers=stack.staff_headers())
     assert "7号楼" in (case.get("place") or ""), case
 
 

@@ -22,7 +22,7 @@ def _submit(stack, text: str, sender: str, place: str) -> dict:
     return stack.post_json(f"{stack.intake_url}/api/v1/submissions", {
         "text": text, "channel": "rest", "sender": sender, "place": place,
         "client_ref": f"e2e-{uuid.uuid4().hex}",
-    })
+    }, headers=stack.service_headers())
 
 
 def test_filed_case_is_routed_and_its_report_written_to_the_outbox(stack) -> None:
@@ -51,7 +51,7 @@ def test_neighbour_reporting_the_same_lift_is_offered_the_existing_case(stack) -
     assert first["case_number"] in candidates or second["case_number"] == first["case_number"], decision
     if decision["decision"] == "ask":
         merged = stack.post_json(f"{stack.intake_url}/api/v1/submissions/{second['submission_id']}/merge",
-                                 {"case_number": first["case_number"]})
+                                 {"case_number": first["case_number"]}, headers=stack.service_headers("e2e-lift-2"))
         assert merged["case_number"] == first["case_number"]
     case = stack.get_json(f"{stack.intake_url}/api/v1/cases/{first['case_number']}")
     assert case["supporters"] == 2, case
@@ -107,7 +107,8 @@ def test_odd_messages_through_rest_get_an_answer(stack, text: str) -> None:
 
 def test_service_error_messages_are_chinese_and_stable(stack) -> None:
     request = urllib.request.Request(f"{stack.intake_url}/api/v1/submissions", data=b"\xff\xfe not json",
-                                     headers={"Content-Type": "application/json"}, method="POST")
+                                     headers={"Content-Type": "application/json", **stack.service_headers()},
+                                     method="POST")
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(request, timeout=30)
     body = json.loads(info.value.read().decode("utf-8"))

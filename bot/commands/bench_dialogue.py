@@ -15,6 +15,7 @@ import json
 import statistics
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 import uuid
 from pathlib import Path
@@ -74,12 +75,13 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def measure(rasa_url: str, rounds: int) -> dict[str, float]:
+def measure(rasa_url: str, rounds: int, token: str) -> dict[str, float]:
     parse_ms: list[float] = []
+    query = urllib.parse.urlencode({"token": token})  # Rasa's HTTP API runs with --auth-token
     for _ in tqdm(range(rounds), desc="/model/parse", unit="round"):
         for text in PARSE_TEXTS:
             t0 = time.perf_counter()
-            _post(f"{rasa_url}/model/parse", {"text": text})
+            _post(f"{rasa_url}/model/parse?{query}", {"text": text})
             parse_ms.append((time.perf_counter() - t0) * 1000)
     unseen_ms: list[float] = []
     for text in UNSEEN_TEXTS:
@@ -114,7 +116,9 @@ def measure(rasa_url: str, rounds: int) -> dict[str, float]:
 def _run(args: argparse.Namespace) -> int:
     figures: dict[str, float] = {}
     if args.rasa_url:
-        figures.update(measure(args.rasa_url, args.rounds))
+        from bot.tokens import rasa_token
+
+        figures.update(measure(args.rasa_url, args.rounds, args.rasa_token or rasa_token()))
     else:
         from bot.commands.train import ensure_model
         from bot.supervisor import Ports, Stack
@@ -127,7 +131,7 @@ def _run(args: argparse.Namespace) -> int:
             stack.start()
             figures["startup_s"] = round(time.monotonic() - t0, 1)
             try:
-                figures.update(measure(stack.rasa_url, args.rounds))
+                figures.update(measure(stack.rasa_url, args.rounds, stack.rasa_token))
             finally:
                 stack.stop()
     print(json.dumps(figures, ensure_ascii=False))
@@ -137,5 +141,6 @@ def _run(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction, groups: dict) -> None:
     parser = groups["bench"].add_parser("dialogue", help="start-up, /model/parse and REST turn latency")
     parser.add_argument("--rasa-url", help="measure a running Rasa server instead of starting one")
+    parser.add_argument("--rasa-token", help="its --auth-token (default: SHANGLIANG_RASA_TOKEN or var/rasa_token)")
     parser.add_argument("--rounds", type=int, default=20)
     parser.set_defaults(func=_run)
