@@ -172,7 +172,7 @@ class Stack:
         return {
             "intake": f"{self.intake_url}/health",
             "actions": f"{self.action_url}/health",
-            "rasa": f"{self.rasa_url}/status",
+            "rasa": f"{self.rasa_url}/status?token={self.rasa_token}",  # /status is behind --auth-token
         }
 
     def _spawn(self, name: str, cmd: list[str], env: dict[str, str]) -> subprocess.Popen:
@@ -225,7 +225,7 @@ class Stack:
                     )
             for name, url in list(pending.items()):
                 if _ready(name, url):
-                    log.info("%s is ready (%s)", name, url)
+                    log.info("%s is ready (%s)", name, url.split("?")[0])  # never the token
                     self.proc(name).state = "up"
                     del pending[name]
             if time.monotonic() > deadline:
