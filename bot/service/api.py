@@ -81,11 +81,12 @@ def _own_submission(session: Session, submission_id: int, who: Caller) -> Submis
 
 
 async def create_submission(request: web.Request) -> web.Response:
-    require_service(request)
+    who = require_service(request)
     payload = await read_json(request, _max_body(request))
     req = parse_submission(payload, _max_chars(request))
-    sender_key = pseudonymise(req.channel, req.sender) if req.sender else None
-    request.app[LIMITS].check("submissions", request, sender_key)
+    if not who.is_staff:  # staff tools (imports, load benches) are trusted with their own pace
+        sender_key = pseudonymise(req.channel, req.sender) if req.sender else None
+        request.app[LIMITS].check("submissions", request, sender_key)
     result, status = await _blocking(request.app[PIPELINE].submit, req)
     return json_response(result, status)
 
