@@ -182,8 +182,10 @@ async def test_merge_and_keep_only_for_the_resident_who_filed(make_client: MakeC
             resp = await service.post(url, json=body, headers=headers)
             assert resp.status == 403 and (await resp.json())["error"]["code"] == "forbidden", headers
     assert _rows(Submission, id=second["submission_id"])[0].dedup_decision == "ask"  # nothing changed
-    resp = await service.post("/api/v1/submissions/999/merge", json=body, headers=resident("oSecond", "wechat"))
-    assert resp.status == 404
+    for bad_id in ("999", "99999999999999999999999", "-1", "0"):
+        resp = await service.post(f"/api/v1/submissions/{bad_id}/merge", json=body,
+                                  headers=resident("oSecond", "wechat"))
+        assert resp.status == 404 and (await resp.json())["error"]["code"] == "submission_not_found", bad_id
     resp = await service.post(merge, json=body, headers=resident("oSecond", "wechat"))
     assert resp.status == 200 and (await resp.json())["supporters"] == 2
 

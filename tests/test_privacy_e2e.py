@@ -64,13 +64,24 @@ def rasa_api(stack, path: str, method: str = "GET", token: bool = True) -> tuple
     return http(method, f"{stack.rasa_url}{path}{query}")
 
 
-def bot_texts_since_last_user(stack, sender: str) -> list[str]:
-    """The bot's answer to the last message, read from the tracker (WeChat answers late ones by API)."""
+def tracker_events(stack, sender: str) -> list[dict]:
     status, body = rasa_api(stack, f"/conversations/{urllib.parse.quote(sender)}/tracker")
     assert status == 200, body
-    events = json.loads(body)["events"]
-    last_user = max(i for i, e in enumerate(events) if e["event"] == "user")
-    return [e["text"] for e in events[last_user:] if e["event"] == "bot" and e.get("text")]
+    return json.loads(body)["events"] or []
+
+
+def bot_answer(stack, sender: str, users_before: int, timeout: float = 90.0) -> list[str]:
+    """The bot's answer to the next user turn, read from the tracker once the turn is over (WeChat
+    answers a slow turn later through the customer-service API, which this test deployment lacks)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        events = tracker_events(stack, sender)
+        users = [i for i, e in enumerate(events) if e["event"] == "user"]
+        done = events and events[-1]["event"] == "action" and events[-1].get("name") == "action_listen"
+        if len(users) > users_before and done:
+            return [e["text"] for e in events[users[-1]:] if e["event"] == "bot" and e.get("text")]
+        time.sleep(0.5)
+    pytest.fail(f"no answer for {sender} after {timeout:.0f} s")
 
 
 @pytest.fixture(scope="module")
@@ -95,11 +106,12 @@ def filed(stack) -> dict[str, dict]:
     msg_ids = iter(range(int(time.time() * 1000), int(time.time() * 1000) + 100))
 
     def wechat_send(text: str) -> list[str]:
-        xml = wechat_xml("text", {"Content": text}, msg_id=next(msg_ids), sender=SENDERS["wechat"])
+        sender = SENDERS["wechat"]
+        users_before = sum(1 for e in tracker_events(stack, sender) if e["event"] == "user")
+        xml = wechat_xml("text", {"Content": text}, msg_id=next(msg_ids), sender=sender)
         status, _reply, _ = asyncio.run(client.send(xml))
         assert status == 200
-        # The passive reply may be cut or come later through the customer-service API: read the tracker.
-        return bot_texts_since_last_user(stack, SENDERS["wechat"])
+        return bot_answer(stack, sender, users_before)
 
     turns, number = walk(wechat_send, PII_TEXT)
     out["wechat"] = {"number": number, "turns": turns, "rasa_sender": SENDERS["wechat"], "channel": "wechat"}

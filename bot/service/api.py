@@ -62,9 +62,12 @@ def _case_by_number(session: Session, number: str) -> Case:
 
 def _submission_id(request: web.Request) -> int:
     try:
-        return int(request.match_info["id"])
+        value = int(request.match_info["id"])
     except ValueError as exc:
         raise ApiError("submission_not_found") from exc
+    if not 0 < value < 2**31:  # beyond any row id; an out-of-range integer would fail in the database
+        raise ApiError("submission_not_found")
+    return value
 
 
 def _own_submission(session: Session, submission_id: int, who: Caller) -> Submission:
