@@ -207,7 +207,10 @@ async def start_service(monkeypatch: pytest.MonkeyPatch) -> TestClient:
 
     _install_router(monkeypatch, lambda session, case_id: None)
     app = create_app(encoder_factory=FakeEncoder, classifier_factory=lambda: None)
-    client = TestClient(TestServer(app))
+    from bot.tokens import service_token
+
+    # Submissions need the action server's token (bot/service/auth.py).
+    client = TestClient(TestServer(app), headers={"Authorization": f"Bearer {service_token()}"})
     await client.start_server()
     await app[BACKGROUND]  # models loaded, backfill and the start-up check done
     return client
