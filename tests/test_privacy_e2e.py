@@ -205,7 +205,9 @@ def test_intake_api_refuses_strangers(stack, filed) -> None:
             assert status == 401 and json.loads(text)["error"]["code"] == "unauthorized", (path, headers)
 
 
-def test_database_keeps_no_raw_ids_and_no_contact_without_consent(stack, filed) -> None:
+def test_database_keeps_no_raw_ids_and_no_contact_without_consent(stack, filed, monkeypatch) -> None:
+    # Pseudonyms are keyed by the deployment's secret, not this test process's.
+    monkeypatch.setenv("SHANGLIANG_SECRET", (stack.stack.var_dir / "secret.key").read_text().strip())
     engine = sa.create_engine(stack.database_url)
     try:
         with engine.connect() as conn:
