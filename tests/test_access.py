@@ -153,10 +153,11 @@ async def test_protected_endpoints_refuse_missing_and_malformed_tokens(
 
 async def test_the_service_token_is_not_a_staff_token(client: TestClient) -> None:
     _, filed = await submit(client, "路灯坏了两个月")
-    resp = await client.patch(f"/api/v1/cases/{filed['case_number']}", json={"status": "closed"}, headers=SERVICE)
+    change = {"status": "assigned", "committee": "transport"}
+    resp = await client.patch(f"/api/v1/cases/{filed['case_number']}", json=change, headers=SERVICE)
     assert resp.status == 401
-    resp = await client.patch(f"/api/v1/cases/{filed['case_number']}", json={"status": "closed"}, headers=STAFF)
-    assert resp.status == 200 and (await resp.json())["status"] == "closed"
+    resp = await client.patch(f"/api/v1/cases/{filed['case_number']}", json=change, headers=STAFF)
+    assert resp.status == 200 and (await resp.json())["status"] == "assigned"
 
 
 async def test_public_case_view_refuses_a_bad_token_rather_than_ignoring_it(make_client: MakeClient) -> None:

@@ -14,14 +14,13 @@ from typing import Any, Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.storage import repository
 from bot.storage.models import CASE_STATUS_LABELS, Case, CaseEvent, Submission
 from bot.text.redact import redact, subject_line
 
 log = logging.getLogger(__name__)
 
 HIDDEN = "［内容已隐去］"
-# Event kinds whose note is written for residents (see bot/storage/repository.py, bot/routing/dispatch.py).
-PUBLIC_EVENT_KINDS = frozenset({"created", "status", "note", "supporter", "merged", "routed"})
 
 
 class TopicNamer(Protocol):
@@ -70,9 +69,10 @@ def public_case_view(case: Case) -> dict[str, Any]:
 
 
 def timeline(session: Session, case: Case) -> list[dict[str, Any]]:
-    """The case's public updates, oldest first; actors (member names) are not shown."""
+    """The case's public updates (visibility "public": internal notes never), oldest first; actors
+    (member names) are not shown."""
     events = session.execute(
-        select(CaseEvent).where(CaseEvent.case_id == case.id, CaseEvent.kind.in_(sorted(PUBLIC_EVENT_KINDS)))
+        select(CaseEvent).where(CaseEvent.case_id == case.id, CaseEvent.visibility == "public")
         .order_by(CaseEvent.id)
     ).scalars()
     return [{"time": iso(e.created_at), "kind": e.kind, "status": e.status,
@@ -84,7 +84,7 @@ def full_case_view(pipeline: TopicNamer, session: Session, case: Case) -> dict[s
     """For the resident who filed the case and for staff: still redacted, still no contact data."""
     view = public_case_view(case)
     events = timeline(session, case)
-    last = next((e for e in reversed(events) if e["note"]), events[-1] if events else None)
+    event = repository.last_update(session, case)  # the latest public event; internal notes never
     view.update({
         "view": "full",
         "title": safe_redact(case.title),
@@ -93,7 +93,7 @@ def full_case_view(pipeline: TopicNamer, session: Session, case: Case) -> dict[s
         "place": safe_redact(case.place),
         "jurisdiction": case.jurisdiction,
         "timeline": events,
-        "last_update": {"time": last["time"], "note": last["note"]} if last else None,
+        "last_update": {"time": iso(event.created_at), "note": safe_redact(event.note)} if event else None,
     })
     return view
 
