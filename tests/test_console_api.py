@@ -58,7 +58,10 @@ async def test_public_reply_and_internal_note_are_apart(setup: tuple[TestClient,
     body = await resp.json()
     assert resp.status == 200, body
     assert body["last_update"]["note"] == "已联系交警。" and body["updated_by"] == "api-token"
+    # Anyone by number sees no note at all; the full view (staff, the filer) shows the public reply only.
     public = await (await client.get(f"/api/v1/cases/{number}")).json()
+    assert "0571-8888888" not in str(public) and "已联系交警" not in str(public)
+    public = await (await client.get(f"/api/v1/cases/{number}", headers=AUTH)).json()
     assert "0571-8888888" not in str(public) and public["last_update"]["note"] == "已联系交警。"
     with db.session_scope() as session:
         events = session.execute(sa.select(CaseEvent.kind, CaseEvent.visibility, CaseEvent.actor)
@@ -78,7 +81,7 @@ async def test_stale_version_is_refused(setup: tuple[TestClient, Seeded]) -> Non
     assert resp.status == 200
     resp = await client.patch(url, headers=AUTH, json={"public_reply": "过期页面上的答复", "version": version})
     assert resp.status == 409 and (await resp.json())["error"]["code"] == "concurrent_edit"
-    public = await (await client.get(url)).json()
+    public = await (await client.get(url, headers=AUTH)).json()
     assert (public["last_update"] or {}).get("note") != "过期页面上的答复"
 
 
