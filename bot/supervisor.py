@@ -128,9 +128,6 @@ class Stack:
             env[name] = env.get(name) or token(kind, self.var_dir)
         if not env.get(TOKENS["secret"][0]):
             token("secret", self.var_dir)
-        # The action server vouches for residents to the intake API, so only Rasa may reach it: rasa_sdk
-        # binds to SANIC_HOST (default 0.0.0.0, every interface).
-        env.setdefault("SANIC_HOST", self.host)
         # Run from the repository so `actions` and `bot` import without installation tricks.
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
         return env
