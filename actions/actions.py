@@ -376,10 +376,10 @@ class ActionSubmitConcern(Action):
             return _reset()
         if decision == "ask" and candidates:
             best = candidates[0]
-            # The service sends only a redacted subject of the other case (`summary`): shown as it comes.
+            # The service sends only a redacted subject of the other case: shown as it comes.
             dispatcher.utter_message(response="utter_merge_offer", number=number,
                                      supporters=best.get("supporters", 1),
-                                     other_number=best.get("case_number"), other_subject=best.get("summary", ""))
+                                     other_number=best.get("case_number"), other_subject=best.get("subject_line") or best.get("summary") or "")
             return _reset() + [
                 SlotSet("awaiting", "merge"),
                 SlotSet("submission_id", result.get("submission_id")),
@@ -534,7 +534,8 @@ class ActionCancelConcern(Action):
 
 def describe_case(dispatcher: CollectingDispatcher, case: dict[str, Any]) -> None:
     number = case.get("case_number", "")
-    title = case.get("title") or case.get("summary") or ""
+    # The redacted one-line subject when the service sends one (another resident's case shows no more).
+    title = case.get("subject_line") or case.get("title") or case.get("summary") or ""
     status = case.get("status_label") or case.get("status")
     if title:
         dispatcher.utter_message(response="utter_case_status_titled", number=number, title=title, status=status)
