@@ -582,8 +582,12 @@ class ActionCheckProgress(Action):
         waiting = spool.pending(tracker.sender_id)
         if waiting:
             dispatcher.utter_message(response="utter_cases_pending", count=len(waiting))
-        else:
-            dispatcher.utter_message(response="utter_no_cases")
+            return []
+        if await _is_untagged_story(tracker):
+            # "我妈申请的高龄津贴半年了还没到账": nothing filed to look up, so this is a concern being told.
+            events = await ActionStartConcern().run(dispatcher, tracker, domain)
+            return events + [FollowupAction("concern_form")]
+        dispatcher.utter_message(response="utter_no_cases")
         return []
 
 
@@ -659,7 +663,7 @@ async def _is_untagged_story(tracker: Tracker) -> bool:
     if tracker.active_loop_name or tracker.get_slot("awaiting"):
         return False
     if _intent(tracker) not in ("inform", "report_concern", "give_suggestion", "nlu_fallback", "chitchat",
-                                "out_of_scope", "correct_info"):
+                                "out_of_scope", "correct_info", "ask_progress"):
         return False
     text = _text(tracker)
     if meaningful_length(text) < STORY_MIN_CHARS:

@@ -559,3 +559,16 @@ async def test_photo_replies_come_from_the_domain(fake: FakeIntake) -> None:
     dispatcher = CollectingDispatcher()
     await ActionAttachMedia().run(dispatcher, make_tracker("/share_media", "share_media"), {})
     assert responses(dispatcher) == ["utter_photo_outside_form"] and "照片收到了" in texts(dispatcher)
+
+
+async def test_a_payment_that_never_came_is_a_concern_not_a_lookup(fake: FakeIntake) -> None:
+    fake.analysis = {"vague": False, "place": None, "since_when": "今年3月", "scope": None, "phone": None}
+    story = "我母亲今年3月份申请的高龄津贴，社区说材料齐全了，到现在11月了一分钱也没到账"
+    dispatcher = CollectingDispatcher()
+    events = await ActionCheckProgress().run(dispatcher, make_tracker(story, "ask_progress"), {})
+    assert [e["name"] for e in events if e["event"] == "followup"] == ["concern_form"]
+    assert slot_events(events)["description"] == story and "没查到" not in texts(dispatcher)
+    # A plain look-up with nothing filed still says so.
+    dispatcher = CollectingDispatcher()
+    await ActionCheckProgress().run(dispatcher, make_tracker("查进度", "ask_progress"), {})
+    assert "没查到" in texts(dispatcher)
