@@ -31,7 +31,7 @@ def test_hesitation_keeps_the_draft_and_a_colloquial_yes_files_it(stack) -> None
     joined = "\n".join(replies)
     assert "留着" in joined and "取消" not in joined.replace("不提交了回复 3", ""), replies
     assert cases_of(stack, sender) == []
-    replies = stack.say(sender, "嗯……那个")  # neither yes nor no: the same read-back again
+    replies = stack.say(sender, "你们是哪个部门的")  # no answer: the same read-back again
     assert any("请您核对" in r for r in replies), replies
     replies = stack.say(sender, "就这样吧，帮我交上去")
     number = CASE_RE.search(" ".join(replies))
