@@ -25,9 +25,15 @@ DEFAULT_STORIES = REPO_ROOT / "evals" / "nlu" / "long_stories.jsonl"
 OPENS_FORM = ("report_concern", "give_suggestion")
 
 
-def load_stories(path: Path) -> list[dict[str, Any]]:
+def load_stories(path: Path, any_label: bool = False, limit: int | None = None,
+                 first_chars: int | None = None) -> list[dict[str, Any]]:
+    """Rows labelled "concern" (all rows with `any_label`, e.g. government-board messages labelled by
+    topic), the first `limit` of them, each cut to its `first_chars` as a resident would paste it."""
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [row for row in rows if row.get("label", "concern") == "concern"]
+    rows = [row for row in rows if any_label or row.get("label", "concern") == "concern"][:limit]
+    if first_chars:
+        rows = [dict(row, text=str(row["text"])[:first_chars]) for row in rows]
+    return [dict(row, id=str(row.get("id", n))) for n, row in enumerate(rows)]
 
 
 def score(intents: Iterable[tuple[str, str]]) -> dict[str, Any]:
@@ -67,7 +73,7 @@ def _model_parser(model: Path) -> Callable[[str], str]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    stories = load_stories(Path(args.stories))
+    stories = load_stories(Path(args.stories), args.any_label, args.limit, args.first_chars)
     if args.rasa_url:
         parse = _server_parser(args.rasa_url)
     else:
@@ -91,4 +97,8 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
     parser.add_argument("--stories", default=str(DEFAULT_STORIES), help="JSONL of stories (id, text, label)")
     parser.add_argument("--rasa-url", default=None, help="a running Rasa server; default: load the model here")
     parser.add_argument("--model", default=None, help="a trained model (.tar.gz); default: the cached one")
+    parser.add_argument("--any-label", action="store_true",
+                        help="every row is a concern (e.g. government-board messages labelled by topic)")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N rows")
+    parser.add_argument("--first-chars", type=int, default=None, help="cut each text to its first N characters")
     parser.set_defaults(func=_run)
