@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 # A place that is only a building/unit/floor number ("5号楼", "3栋2单元").
 BARE_UNIT = re.compile(r"^(?:[0-9一二三四五六七八九十百]+(?:号楼|号院|栋|幢|单元|号|层|楼|室))+$")
+HAN = re.compile(r"[\u4e00-\u9fff]")
 FORM_SLOTS = ["description", "place", "since_when", "scope", "contact_consent", "phone", "anonymous"]
 STATE_SLOTS = ["kind", "awaiting", "submission_id", "merge_target", "own_case_number"]
 # Names of the answers inside "好的，{field}已改好。" (utter_field_changed, utter_refill_field).
@@ -230,7 +231,9 @@ class ValidateConcernForm(FormValidationAction):
         if value is None:
             return {}  # cleared by action_start_concern, not an answer
         place = strip_filler(str(value or ""))
-        if is_skip(place) or meaningful_length(place) < 2 or find_phone(place) == place.replace(" ", ""):
+        # A place here is written with at least two Chinese characters ("5号楼" has two); keyboard mashing,
+        # emoji, digits alone or another script are not a place.
+        if is_skip(place) or len(HAN.findall(place)) < 2 or find_phone(place) == place.replace(" ", ""):
             dispatcher.utter_message(response="utter_place_needed")
             return {"place": None}
         return {"place": place}

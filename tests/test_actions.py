@@ -572,3 +572,12 @@ async def test_a_payment_that_never_came_is_a_concern_not_a_lookup(fake: FakeInt
     dispatcher = CollectingDispatcher()
     await ActionCheckProgress().run(dispatcher, make_tracker("查进度", "ask_progress"), {})
     assert "没查到" in texts(dispatcher)
+
+
+async def test_unreadable_place_answers_are_asked_again(fake: FakeIntake) -> None:
+    form = ValidateConcernForm()
+    for text in ("asdkjh qweoiu", "😂😂😂", "123", "Привет ㅋㅋㅋ"):
+        dispatcher = CollectingDispatcher()
+        assert await form.validate_place(text, dispatcher, make_tracker(text), {}) == {"place": None}, text
+        assert responses(dispatcher) == ["utter_place_needed"], text
+    assert await form.validate_place("5号楼", CollectingDispatcher(), make_tracker("5号楼"), {}) == {"place": "5号楼"}
