@@ -31,9 +31,12 @@ from bot.text.answers import Answer, ReadBack
 _GREETING = re.compile(r"[你您]们?好[啊呀吗嘛呢]?|大家好|hello|hi(?![a-z])", re.IGNORECASE)
 
 
-def _says_what_to_change(text: str) -> bool:
-    """"地址改成5号楼" names the field or the new value; a bare "2" or "要改" does not."""
-    return bool(correction_target(text, find_phone(text) is not None) or correction_value(text))
+def _says_what_to_change(text: str, intent: str | None) -> bool:
+    """"地址改成5号楼" names the field; a bare "2", "要改" or "不是，还是交吧" does not (the words after
+    "是" are only taken as a new value when the NLU also read a correction)."""
+    if correction_target(text, find_phone(text) is not None):
+        return True
+    return intent == "correct_info" and bool(correction_value(text))
 
 
 async def answer_pending(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
@@ -56,7 +59,7 @@ async def answer_pending(dispatcher: CollectingDispatcher, tracker: Tracker) -> 
 async def _answer_read_back(dispatcher: CollectingDispatcher, tracker: Tracker, text: str,
                             intent: str | None) -> list[EventType]:
     reading = answers.read_back(text, intent)
-    if intent == "correct_info" and reading is not ReadBack.CANCEL and _says_what_to_change(text):
+    if intent == "correct_info" and reading is not ReadBack.CANCEL and _says_what_to_change(text, intent):
         reading = ReadBack.CHANGE
     if reading is ReadBack.CONFIRM:
         return await ActionSubmitConcern().run(dispatcher, tracker, {})
@@ -67,7 +70,7 @@ async def _answer_read_back(dispatcher: CollectingDispatcher, tracker: Tracker, 
         dispatcher.utter_message(response="utter_read_back_hesitate")
         return [SlotSet("awaiting", "confirm")]
     if reading is ReadBack.CHANGE:
-        if _says_what_to_change(text):
+        if _says_what_to_change(text, intent):
             return await ActionCorrectSlot().run(dispatcher, tracker, {})
         dispatcher.utter_message(response="utter_ask_correction")
         return [SlotSet("awaiting", "confirm")]

@@ -581,3 +581,8 @@ async def test_unreadable_place_answers_are_asked_again(fake: FakeIntake) -> Non
         assert await form.validate_place(text, dispatcher, make_tracker(text), {}) == {"place": None}, text
         assert responses(dispatcher) == ["utter_place_needed"], text
     assert await form.validate_place("5号楼", CollectingDispatcher(), make_tracker("5号楼"), {}) == {"place": "5号楼"}
+
+
+async def test_a_no_that_names_nothing_is_not_taken_as_a_new_place(fake: FakeIntake) -> None:
+    events, dispatcher = await _answer("不是，还是交吧", "deny", READ_BACK)
+    assert slot_events(events) == {"awaiting": "confirm"} and responses(dispatcher) == ["utter_ask_correction"]
