@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 HESITANT_STORY = "小区北门外的人行道被饭店的桌椅占了一大半，推婴儿车只能走到马路上，车开得飞快很吓人"
 CANCEL_STORY = "菜市场门口的排水沟盖板塌了一块，已经有两个老人踩空崴了脚，一直没人来修"
 PLACE_STORY = "胡同里的路灯坏了一个多月了，晚上黑漆漆的，放学的孩子都不敢一个人走"
-GARBAGE_STORY = "楼道里堆满了纸箱和旧家具，消防通道都堵死了，一着火整栋楼都跑不出去"
+GARBAGE_STORY = "小区垃圾站旁边堆了好多纸箱和泡沫箱，一个多礼拜没人清运，招了很多老鼠，晚上都跑到楼里来了"
 
 
 def _sender(name: str) -> str:
