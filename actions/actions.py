@@ -20,17 +20,18 @@ from actions.intake_client import IntakeClient, IntakeError, IntakeUnavailable
 from actions.parsing import (
     NO_PHONE,
     UNKNOWN,
+    corrected_place,
     correction_target,
     correction_value,
-    find_case_number,
-    find_phone,
-    is_skip,
-    meaningful_length,
     merge_place,
     strip_filler,
 )
+from bot.config import case_number_prefix
 from bot.text import answers
-from bot.text.answers import Answer
+from bot.text.answers import Answer, is_skip
+from bot.text.casenumbers import find_case_number
+from bot.text.pii import find_phone
+from bot.text.vague import meaningful_length
 
 logger = logging.getLogger(__name__)
 
@@ -471,11 +472,10 @@ class ActionCorrectSlot(Action):
         text = _text(tracker)
         phone = find_phone(_entity(tracker, "phone") or text)
         slot = correction_target(text, phone is not None)
-        # The resident's own words after "改成/是" first: the NLU's place entity is often cut short
-        # ("幸福路小学后门那条胡同" → "幸福路"), and a correction replaces the whole place.
-        value = correction_value(text)
-        if not value and slot in (None, "place"):
-            value = _entity(tracker, "place") or ""
+        # The resident's own words after "改成/是" first (corrected_place): the NLU's place entity is
+        # often cut short ("幸福路小学后门那条胡同" → "幸福路"), and a correction replaces the whole place.
+        value = (corrected_place(text, _entity(tracker, "place")) if slot in (None, "place")
+                 else correction_value(text))
         if slot is None:
             slot = "place" if value else None
         if slot is None:
@@ -563,7 +563,9 @@ class ActionCheckProgress(Action):
                   domain: DomainDict) -> list[EventType]:
         client = _client()
         text = _text(tracker)
-        number = find_case_number(_entity(tracker, "case_number") or "") or find_case_number(text)
+        prefix = case_number_prefix()
+        number = (find_case_number(_entity(tracker, "case_number") or "", prefix)
+                  or find_case_number(text, prefix))
         try:
             await spool.flush(client)
             if number:

@@ -1,81 +1,21 @@
-"""Pure text helpers for the actions: case numbers, phone numbers, yes/no answers, corrections."""
+"""Slot-level helpers of the actions: answer markers, free-text answers, corrections.
+
+Reading residents' words (yes/no, phones, case numbers, places, skip words) lives in `bot.text`.
+"""
 
 from __future__ import annotations
 
 import re
-import unicodedata
+
+from bot.text.normalize import normalize
+from bot.text.places import find_place
 
 # Stored in optional slots when the resident does not know or skips; sent to the API as null.
 UNKNOWN = "不清楚"
 # Stored in `phone` when the resident declines to leave a number.
 NO_PHONE = "不留"
 
-_CASE_RE = re.compile(r"SL\s*(20\d{2})\s*[-—_]?\s*(\d{4,6})", re.IGNORECASE)
-_MOBILE_RE = re.compile(r"(?<!\d)(1[3-9]\d{9})(?!\d)")
-_LANDLINE_RE = re.compile(r"(?<!\d)(0\d{2,3})-?(\d{7,8})(?!\d)")
-_SKIP_RE = re.compile(r"不清楚|不知道|跳过|记不清|说不好|不确定|没注意|不好说|不记得|忘了|^略$|^无$|^没有$|^skip$",
-                      re.IGNORECASE)
-_NEGATIVE_RE = re.compile(r"不并|不合并|单独|分开|不留|不用|不要|不愿|不需要|不想|不行|不可以|不方便|算了|别|没必要|不必|拒绝|不了|莫得|甭|"
-                          r"^不$|^否|^no\b|nope", re.IGNORECASE)
-_POSITIVE_RE = re.compile(r"并入|合并|可以|好|行|愿意|留|是|嗯|对|要|没问题|中|同意|需要|当然|ok|yes|确认|确定", re.IGNORECASE)
 _PUNCT = " \t\r\n，。！？、；：,.!?;:~～…\"'“”‘’（）()【】[]"
-
-
-def normalize(text: str) -> str:
-    """NFKC folds full-width letters, digits and dashes so residents' input matches the patterns."""
-    return unicodedata.normalize("NFKC", text or "").strip()
-
-
-def find_case_number(text: str) -> str | None:
-    """The first case number in the text, canonical (SL2026-000123); tolerant of case, spaces, 全角."""
-    match = _CASE_RE.search(normalize(text))
-    if not match:
-        return None
-    return f"SL{match.group(1)}-{match.group(2).zfill(6)}"
-
-
-def find_phone(text: str) -> str | None:
-    """An 11-digit mobile number or a landline with area code (0571-88886666), normalised."""
-    compact = re.sub(r"\s+", "", normalize(text))
-    match = _MOBILE_RE.search(compact.replace("-", ""))
-    if match:
-        return match.group(1)
-    match = _LANDLINE_RE.search(compact)
-    if match:
-        return f"{match.group(1)}-{match.group(2)}"
-    return None
-
-
-def is_skip(text: str) -> bool:
-    return bool(_SKIP_RE.search(normalize(text)))
-
-
-def yes_no(text: str, intent: str | None = None) -> bool | None:
-    """Read a yes/no answer: explicit wording first, then the NLU intent; None when it is neither.
-
-    Wording wins because short replies are where intent classification is weakest
-    (3-fold cross-validation put affirm/deny F1 near 0.5).
-    """
-    clean = normalize(text)
-    if _NEGATIVE_RE.search(clean):
-        return False
-    if _POSITIVE_RE.search(clean):
-        return True
-    if intent == "affirm":
-        return True
-    if intent == "deny":
-        return False
-    return None
-
-
-def anonymity(text: str, intent: str | None = None) -> bool | None:
-    """Whether the resident wants to stay anonymous; explicit wording beats the intent."""
-    clean = normalize(text)
-    if re.search(r"(不用|不要|不需要|不必|别|无需|不想|不)匿名|实名", clean):
-        return False
-    if "匿名" in clean:
-        return True
-    return yes_no(clean, intent)
 
 
 def strip_filler(text: str) -> str:
@@ -83,10 +23,6 @@ def strip_filler(text: str) -> str:
     clean = normalize(text).strip(_PUNCT)
     clean = re.sub(r"^(就在|位于|地点是|地址是|地址|地点|在)", "", clean).strip(_PUNCT)
     return clean
-
-
-def meaningful_length(text: str) -> int:
-    return len(re.sub(r"[\s\W_]+", "", normalize(text)))
 
 
 # Slots a correction can name, checked in this order; the first keyword found wins.
@@ -141,3 +77,16 @@ def merge_place(old: str | None, new: str) -> str:
                 return pattern.sub(new, old, count=1)
             return old + new
     return new
+
+
+def corrected_place(text: str, entity: str | None = None) -> str:
+    """The new place of a correction, whole ("地址改成幸福路小学后门那条胡同，谢谢" → 幸福路小学后门那条胡同).
+
+    The resident's wording after the marker comes first: the NLU entity is often cut to the first road
+    or street; it is used only when the wording gives no value. A lone part ("是5号楼") is returned as
+    it is, for `merge_place` to apply onto the old place.
+    """
+    value = correction_value(text)
+    if value:
+        return find_place(value) or value
+    return strip_filler(entity or "")

@@ -23,9 +23,10 @@ from actions.actions import (
     current_slots,
     read_back,
 )
-from actions.parsing import correction_target, correction_value, find_phone
+from actions.parsing import correction_target, correction_value
 from bot.text import answers
 from bot.text.answers import Answer, ReadBack
+from bot.text.pii import find_phone
 
 # A greeting is no answer: "你好" must not read as "好" and file the concern.
 _GREETING = re.compile(r"[你您]们?好[啊呀吗嘛呢]?|大家好|hello|hi(?![a-z])", re.IGNORECASE)

@@ -30,6 +30,10 @@ COMMAND_MODULES = [
     "bot.topics.commands",       # eval topics, train-topics
     "bot.routing.commands",      # routing check / load, digest, deliver
     "bot.channels.commands",     # campaign create
+    "bot.workflow.commands",     # remind (催办), month (monthly figures, Excel)
+    "bot.commands.eval_redaction",  # eval redaction: span precision/recall of bot.text.redact
+    "bot.accounts.commands",     # user add/list/disable/enable/passwd (console accounts)
+    "bot.console.bench",         # bench console: queue page server time
 ]
 
 GROUPS = {
@@ -66,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    from bot.text.redact import install_log_redaction
+
+    install_log_redaction()  # every command's logs pass through the one redaction path
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help()

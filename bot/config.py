@@ -81,6 +81,11 @@ def settings() -> dict[str, Any]:
     return data
 
 
+def case_number_prefix() -> str:
+    """The letters before a case number (intake.yml `case_numbers.prefix`, "SL" by default)."""
+    return str((settings().get("case_numbers") or {}).get("prefix", "SL")).upper()
+
+
 def database_url() -> str:
     url = str(settings()["storage"]["database_url"])
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from index.features import FEATURE_NAMES, Profile, has_headlines, pair_features, shared_anchors
+from index.features import FEATURE_NAMES, Profile, has_headlines, pair_features, place_cap, shared_anchors
 from index.profiles import ProfileStore
 
 log = logging.getLogger(__name__)
@@ -178,7 +178,9 @@ class DuplicateDetector:
         old_profile = self.profiles.profile_of(past.submission_id, past.text, past.place)
         features = pair_features(new_profile, old_profile, cosine, _gap_days(created_at, past.created_at))
         named = dict(zip(FEATURE_NAMES, features, strict=True))
-        conflict = bool(named["place_conflict"] or named["district_conflict"])
+        # Names of places apart (the learned feature), or the whole places apart at the finest level both
+        # name, or the same road with another problem: asked, never merged silently.
+        conflict = bool(named["place_conflict"] or named["district_conflict"] or place_cap(new_profile, old_profile))
         return (self._pair_probability(new_profile, old_profile, features), shared_anchors(new_profile, old_profile),
                 conflict)
 

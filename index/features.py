@@ -30,28 +30,19 @@ import jieba
 import jieba.analyse
 
 from bot.config import REPO_ROOT
+from bot.text import normalize as text_normalize
+from bot.text import places as place_reader
+from bot.text.places import PlaceParts, longest_place_parts, place_conflict, place_names, same_place
 from bot.topics.concepts import split_headline
 
 USER_DICT_DIR = REPO_ROOT / "nlu_data" / "jieba"
 
-# Order matters: names are read as "<specific name><suffix>" and the longest suffix wins.
-PLACE_SUFFIXES = (
-    "小区", "社区", "街道", "大道", "路", "街", "巷", "村", "组", "镇", "乡", "号楼", "栋", "单元",
-    "花园", "公寓", "大厦", "广场", "家园", "新村", "新城", "苑", "湾", "庄园", "山庄",
-    "小学", "中学", "学校", "大学", "学院", "幼儿园", "医院", "卫生院", "公园", "市场", "菜市场",
-    "工业园", "园区", "开发区", "车站", "高铁站", "地铁站", "桥", "河", "湖", "水库",
-)
 # Masked or real administrative units: coarse, shared by many unrelated reports. No bare "区"
 # for real names: 小区/社区/园区 are places, not districts.
 # Administrative units, coarse and shared by many unrelated reports. Only the masked form of
 # published government data (A市, A3区, K8县) is recognised: real names are too easily confused
 # with ordinary words ending in 市/县 ("影响市容"); residents' own `place` is compared as a place.
 DISTRICT_RE = re.compile(r"[A-Z]\d{0,2}\s?[省市区县]")
-SUFFIX_ALT = "|".join(sorted(PLACE_SUFFIXES, key=len, reverse=True))
-SUFFIX_RE = re.compile("(?:" + SUFFIX_ALT + ")$")
-SUFFIX_FIND_RE = re.compile(SUFFIX_ALT)
-# Tokens that end a name when read leftwards (function words, verbs residents put before places).
-NAME_BREAK = set("的在是了和与及我你他她们住于到从对把被向为位个这那该本里家有没都也就还要请问附近旁边门口对面，。、；：！？,.;:!? ")
 ORG_SUFFIX_RE = re.compile(r"(?:公司|集团|物业|开发商|局|委员会|中心|派出所|银行|酒店|工厂|厂)$")
 
 FACILITIES = (
@@ -104,7 +95,7 @@ def _named(tokens: list[str], suffix_re: re.Pattern[str]) -> set[str]:
         name, j = tok, i - 1
         while j >= 0 and j >= i - 2 and len(name) < 6:
             prev = tokens[j]
-            if any(ch in NAME_BREAK for ch in prev) or prev in STOP_KEYWORDS or prev in FACILITIES:
+            if any(ch in place_reader.NAME_BREAK for ch in prev) or prev in STOP_KEYWORDS or prev in FACILITIES:
                 break
             name = prev + name
             j -= 1
@@ -114,29 +105,13 @@ def _named(tokens: list[str], suffix_re: re.Pattern[str]) -> set[str]:
     return found
 
 
-def _places(text: str, boundaries: set[int]) -> set[str]:
-    """Names before a place suffix: the shortest stem (2-8 chars) that starts at a jieba token
-    boundary and holds no function character ("拆除五一桥来建" -> 五一桥)."""
-    found: set[str] = set()
-    for m in SUFFIX_FIND_RE.finditer(text):
-        end = m.start()
-        for start in range(end - 2, max(-1, end - 9), -1):
-            stem = text[start:end]
-            if any(ch in NAME_BREAK for ch in stem) or stem in FACILITIES:
-                break
-            if start in boundaries:
-                found.add(stem + m.group(0))
-                break
-    return found
-
-
 def extract_places(text: str) -> tuple[set[str], set[str]]:
     """(specific places such as 东澜湾社区 / 12号楼, districts such as A3区)."""
     ensure_jieba()
     text = half_width(text)
     districts = {m.group(0).replace(" ", "") for m in DISTRICT_RE.finditer(text)}
     masked = DISTRICT_RE.sub(lambda m: "，" * len(m.group(0)), text)
-    return _places(masked, {start for _, start, _ in jieba.tokenize(masked)}), districts
+    return place_names(masked, {start for _, start, _ in jieba.tokenize(masked)}, FACILITIES), districts
 
 
 @dataclass
@@ -153,6 +128,9 @@ class Profile:
     repeat: bool = False
     # Bigrams of the first sentence (a title, or the resident's opening line that names the matter).
     head: frozenset[str] = field(default_factory=frozenset)
+    # The place as a whole, in parts (the resident's own place when given, else the text's), for the
+    # place-conflict rule at the finest level both concerns name.
+    parts: PlaceParts = field(default_factory=PlaceParts)
 
 
 # The anchors of a concern are near its start (title, first sentences); reading further costs time.
@@ -217,6 +195,12 @@ def head_bigrams(full: str) -> frozenset[str]:
     return bigrams_of(first)
 
 
+def whole_place(full: str, boundaries: set[int] | None = None) -> PlaceParts:
+    """The parts of the longest place in `anchor_text(...)` (the resident's own place leads it), its
+    first name starting at a word boundary (jieba's) so lead-in verbs are not part of it."""
+    return longest_place_parts(full, boundaries)
+
+
 def anchors_of(full: str) -> Profile:
     """All anchors of `anchor_text(...)`; jieba's segmentation is most of the cost (~1-2 ms)."""
     ensure_jieba()
@@ -224,7 +208,7 @@ def anchors_of(full: str) -> Profile:
     spans = list(jieba.tokenize(masked))
     tokens = [tok for tok, _, _ in spans]
     return Profile(
-        places=_places(masked, {start for _, start, _ in spans}),
+        places=place_names(masked, {start for _, start, _ in spans}, FACILITIES),
         districts={m.group(0).replace(" ", "") for m in DISTRICT_RE.finditer(full)},
         facilities={f for f in FACILITIES if f in full},
         orgs=_named(tokens, ORG_SUFFIX_RE),
@@ -233,6 +217,7 @@ def anchors_of(full: str) -> Profile:
         bigrams=bigrams_of(full),
         repeat=bool(REPEAT_RE.search(full)),
         head=head_bigrams(full),
+        parts=whole_place(full, {start for _, start, _ in spans}),
     )
 
 
@@ -241,22 +226,25 @@ def pack_anchors(p: Profile) -> bytes:
     object takes ~28 KB, mostly its bigram set). JSON keeps the keyword order and round-trips the
     float scores exactly."""
     return json.dumps([sorted(p.places), sorted(p.districts), sorted(p.facilities), sorted(p.orgs),
-                       sorted(p.numbers), list(p.keywords.items()), p.repeat],
+                       sorted(p.numbers), list(p.keywords.items()), p.repeat, p.parts.as_dict()],
                       ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 def unpack_anchors(blob: bytes, full: str) -> Profile:
     """The Profile of `full` from `pack_anchors(...)`; the bigrams are recomputed (~0.07 ms)."""
-    places, districts, facilities, orgs, numbers, keywords, repeat = json.loads(blob)
+    places, districts, facilities, orgs, numbers, keywords, repeat, parts = json.loads(blob)
     return Profile(places=set(places), districts=set(districts), facilities=set(facilities), orgs=set(orgs),
                    numbers=set(numbers), keywords={str(w): float(v) for w, v in keywords},
-                   bigrams=bigrams_of(full), repeat=bool(repeat), head=head_bigrams(full))
+                   bigrams=bigrams_of(full), repeat=bool(repeat), head=head_bigrams(full),
+                   parts=PlaceParts(**parts))
 
 
 def anchors_fingerprint() -> str:
-    """Changes whenever extraction may change (this module's code or the jieba user dictionary):
-    persisted anchors carry it and are recomputed when it differs."""
+    """Changes whenever extraction may change (this module's code, the shared place reader's or the
+    jieba user dictionary): persisted anchors carry it and are recomputed when it differs."""
     digest = hashlib.sha256(Path(__file__).read_bytes())
+    for module in (place_reader, text_normalize):
+        digest.update(Path(str(module.__file__)).read_bytes())
     if USER_DICT_DIR.is_dir():
         for path in sorted(USER_DICT_DIR.glob("*.txt")):
             digest.update(path.name.encode("utf-8") + b"\0" + path.read_bytes())
@@ -279,29 +267,26 @@ def _jaccard(a: set[str] | frozenset[str], b: set[str] | frozenset[str]) -> floa
     return shared / (len(a) + len(b) - shared)
 
 
-# Residents name the same estate after the housing estate (小区) or after its residents' committee
-# (社区): 东澜湾小区 and 东澜湾社区 are one place, not a place conflict.
-SAME_PLACE_SUFFIXES = {"社区": "小区"}
-
-
-def _canonical_place(name: str) -> str:
-    for suffix, canonical in SAME_PLACE_SUFFIXES.items():
-        if name.endswith(suffix) and len(name) > len(suffix) + 1:
-            return name[: -len(suffix)] + canonical
-    return name
-
-
-def same_place(x: str, y: str) -> bool:
-    """One name contains the other (东澜湾 / 东澜湾社区), the same estate as 小区 or 社区, or a
-    one-character typo (岳磁社区 / 岳词社区)."""
-    x, y = _canonical_place(x), _canonical_place(y)
-    if x in y or y in x:
-        return True
-    return len(x) == len(y) >= 4 and x[-2:] == y[-2:] and sum(a != b for a, b in zip(x, y, strict=True)) == 1
-
-
 def _fuzzy_overlap(a: set[str], b: set[str]) -> bool:
     return any(same_place(x, y) for x in a for y in b)
+
+
+def place_cap(a: Profile, b: Profile) -> str | None:
+    """Why two concerns may not be merged without the resident's word, whatever their score, or None.
+
+    Same issue means the same problem at the same place, at the finest level both name: 3号楼 vs 5号楼,
+    or two intersections on one road, conflict ("place:building", "place:roads"); on the same road with
+    nothing finer in common, a different facility is another concern ("problem") — a broken traffic
+    light at one crossing is not a missing manhole cover further along.
+    """
+    level = place_conflict(a.parts, b.parts)
+    if level:
+        return f"place:{level}"
+    shared_road = any(same_place(x, y) for x in a.parts.roads for y in b.parts.roads)
+    finer = any(getattr(a.parts, k) and getattr(b.parts, k) for k in ("community", "landmark", "building"))
+    if shared_road and not finer and a.facilities and b.facilities and not a.facilities & b.facilities:
+        return "problem"
+    return None
 
 
 def has_headlines(a: Profile, b: Profile) -> bool:

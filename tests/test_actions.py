@@ -29,8 +29,10 @@ from actions.actions import (
     ValidateConcernForm,
 )
 from actions.asking import AskDescription
-from actions.parsing import find_case_number, find_phone
 from actions.pending import ActionPendingAnswer
+from bot.text.answers import Answer, yes_no
+from bot.text.casenumbers import find_case_number
+from bot.text.pii import find_phone
 
 
 class FakeIntake:
@@ -168,6 +170,7 @@ def test_parsing_tolerates_resident_input() -> None:
     assert find_phone("电话 139 1234 5678") == "13912345678"
     assert find_phone("座机0571-88886666") == "0571-88886666"
     assert find_phone("12345") is None
+    assert yes_no("不留") is Answer.NO and yes_no("可以的") is Answer.YES and yes_no("今天下雨") is Answer.UNKNOWN
 
 
 async def test_detailed_opener_prefills_the_form(fake: FakeIntake) -> None:

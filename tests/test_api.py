@@ -180,6 +180,19 @@ async def test_create_and_read_case(client: TestClient) -> None:
     assert stored.embedding_model == "fake-bigram"
 
 
+async def test_place_parts_are_stored_beside_the_words(any_db_client: TestClient) -> None:
+    """The whole place in the resident's words, its parts beside it, the new case's street and community."""
+    _, body = await submit(any_db_client, "喂你好望京街道花家地社区3号楼门口的井盖丢了好几天了")
+    stored = _rows(Submission, id=body["submission_id"])[0]
+    assert stored.place == "望京街道花家地社区3号楼门口"
+    assert stored.place_parts["street"] == "望京街道" and stored.place_parts["community"] == "花家地社区"
+    assert stored.place_parts["building"] == "3号楼" and stored.place_parts["spot"] == "门口"
+    case = _rows(Case, id=stored.case_id)[0]
+    assert (case.street, case.community) == ("望京街道", "花家地社区")
+    _, body = await submit(any_db_client, "路灯坏了一个月，晚上很黑", place="路口那边")
+    assert _rows(Submission, id=body["submission_id"])[0].place_parts is None  # no place named
+
+
 @pytest.mark.parametrize("form", ["{n}", "{lower}", " {n} ", "{fullwidth}", "{lower_spaced}"])
 async def test_case_number_forms(client: TestClient, form: str) -> None:
     _, body = await submit(client, "小区门口的井盖丢了，很危险")
@@ -383,10 +396,19 @@ async def test_merge_errors(client: TestClient) -> None:
     assert resp.status == 404 and (await resp.json())["error"]["code"] == "submission_not_found"
 
 
+# The workflow table moves a case one step at a time (bot/workflow/states.py); the token acts as admin.
+_PATH = [("assigned", {"committee": "test"}), ("accepted", {}), ("in_progress", {}),
+         ("replied", {"public_reply": "已处理完毕"}), ("resolved", {}), ("closed", {})]
+
+
 async def _set_status(client: TestClient, number: str, status: str) -> None:
-    resp = await client.patch(f"/api/v1/cases/{number}", json={"status": status, "actor": "staff"},
-                              headers={"Authorization": f"Bearer {TOKEN}"})
-    assert resp.status == 200
+    for step, extra in _PATH:
+        resp = await client.patch(f"/api/v1/cases/{number}", json={"status": step, **extra},
+                                  headers={"Authorization": f"Bearer {TOKEN}"})
+        assert resp.status == 200, await resp.text()
+        if step == status:
+            return
+    raise AssertionError(f"no path to {status}")
 
 
 async def _supporters(client: TestClient, number: str) -> int:
@@ -491,14 +513,14 @@ async def test_jurisdiction_from_the_district_named(any_db_client: TestClient, m
 async def test_patch_requires_token(client: TestClient) -> None:
     _, created = await submit(client, "学校门口接送孩子的车太多，交通拥堵")
     url = f"/api/v1/cases/{created['case_number']}"
-    update = {"status": "accepted", "note": "王委员已接单，下周实地走访", "actor": "王委员"}
+    update = {"status": "assigned", "committee": "transport", "note": "已派交通专委会，下周实地走访"}
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
         resp = await client.patch(url, json=update, headers=headers)
         assert resp.status == 401 and (await resp.json())["error"]["code"] == "unauthorized"
     resp = await client.patch(url, json=update, headers={"Authorization": f"Bearer {TOKEN}"})
     body = await resp.json()
     assert resp.status == 200
-    assert body["status"] == "accepted" and body["last_update"]["note"] == "王委员已接单，下周实地走访"
+    assert body["status"] == "assigned" and body["last_update"]["note"] == "已派交通专委会，下周实地走访"
     resp = await client.patch(url, json={"status": "teleported"}, headers={"Authorization": f"Bearer {TOKEN}"})
     assert resp.status == 400 and (await resp.json())["error"]["code"] == "invalid_status"
     resp = await client.patch("/api/v1/cases/SL2000-000009", json=update, headers={"Authorization": f"Bearer {TOKEN}"})
@@ -531,12 +553,15 @@ async def test_handoff(client: TestClient) -> None:
 
 async def test_analyze_endpoint(client: TestClient) -> None:
     resp = await client.post("/api/v1/analyze", json={"text": "我要投诉"})
-    assert await resp.json() == {"vague": True, "place": None, "since_when": None, "scope": None, "phone": None}
+    assert await resp.json() == {"vague": True, "place": None, "place_parts": None, "since_when": None,
+                                 "scope": None, "phone": None}
     resp = await client.post("/api/v1/analyze",
                              json={"text": "幸福小区3号楼电梯坏了三个月了，整栋楼都受影响，电话13800138000"})
     body = await resp.json()
+    parts = body.pop("place_parts")
     assert body == {"vague": False, "place": "幸福小区3号楼", "since_when": "三个月了", "scope": "整栋楼",
                     "phone": "13800138000"}
+    assert parts["community"] == "幸福小区" and parts["building"] == "3号楼"
     resp = await client.post("/api/v1/analyze", json={"text": 5})
     assert resp.status == 400
 

@@ -12,7 +12,7 @@ import pytest
 from index.calibrate import fit, fit_with_fallback
 from index.dedup import DEFAULT_CALIBRATION, DuplicateDetector, PastConcern, load_calibration
 from index.evaluate import best_threshold_accuracy, pairwise_scores, replay
-from index.features import FEATURE_NAMES, extract_places, pair_features, profile
+from index.features import FEATURE_NAMES, extract_places, pair_features, place_cap, profile
 from index.vector_index import VectorIndex
 
 NOISE_DONGLAN = "A5区东澜湾社区旁边的搅拌站每天半夜还在施工，噪音特别大，老人小孩都睡不着，希望尽快处理。"
@@ -204,3 +204,25 @@ def test_same_words_about_another_estate_are_not_merged_automatically() -> None:
     decision = detector.decide(lift.format("阳光新城3期12栋"), vectors[1], place="阳光新城3期12栋")
     assert decision.candidates and decision.candidates[0].place_conflict
     assert decision.outcome != "merge"
+
+
+@pytest.mark.parametrize(("new", "old", "reason"), [
+    ("解放路与人民路交叉口的红绿灯坏了，车辆乱闯很危险", "解放路与人民路交叉口的红绿灯坏了好几天", None),
+    ("人民路与解放路路口红绿灯坏了", "解放路与人民路交叉口的红绿灯不亮", None),  # one crossing in other words
+    ("解放路与人民路交叉口的红绿灯坏了", "解放路与中山路交叉口的红绿灯坏了", "place:roads"),
+    ("幸福小区3号楼电梯坏了三天了", "幸福小区5号楼电梯坏了三天了", "place:building"),
+    ("解放路的红绿灯坏了，路口很乱", "解放路上的井盖丢了，晚上很危险", "problem"),
+    ("幸福小区电梯坏了", "幸福小区3号楼电梯坏了", None),  # one is finer: the same estate
+])
+def test_place_cap_at_the_finest_level_both_name(new: str, old: str, reason: str | None) -> None:
+    assert place_cap(profile(new), profile(old)) == reason
+
+
+def test_a_place_conflict_caps_a_near_identical_pair_at_ask() -> None:
+    detector = DuplicateDetector(VectorIndex(), lambda ids: [])
+    texts = ("解放路与人民路交叉口的红绿灯坏了，车辆乱闯很危险", "解放路与中山路交叉口的红绿灯坏了，车辆乱闯很危险")
+    probability, _, conflict = detector.assess(texts[0], None, PastConcern(1, 1, texts[1]), 0.99)
+    assert conflict is True
+    assert detector.outcome(max(probability, 0.99), conflict) == "ask"
+    same, _, conflict = detector.assess(texts[0], None, PastConcern(1, 1, texts[0]), 0.99)
+    assert conflict is False and detector.outcome(same, conflict) in ("merge", "ask")

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
+from bot.text.places import same_place
 from index import profiles as profiles_module
 from index.dedup import DuplicateDetector, PastConcern
-from index.features import pair_features, profile, same_place
+from index.features import pair_features, profile
 from index.profiles import ProfileStore
 from index.vector_index import VectorIndex
 
@@ -87,3 +88,14 @@ def test_same_estate_named_as_xiaoqu_or_shequ_and_full_width_digits() -> None:
     wide, narrow = profile(TEXTS[2]), profile("ABC小区123号楼电梯又坏了")
     assert "123" in wide.numbers and "123号楼" in wide.places
     assert wide.places & narrow.places
+
+
+def test_anchors_fingerprint_follows_the_shared_place_reader(tmp_path: Path, monkeypatch) -> None:
+    """Anchors are read through bot.text.places: a change there must discard persisted anchors too."""
+    from index import features
+
+    before = features.anchors_fingerprint()
+    changed = tmp_path / "places.py"
+    changed.write_bytes(Path(features.place_reader.__file__).read_bytes() + b"\n# changed\n")
+    monkeypatch.setattr(features.place_reader, "__file__", str(changed))
+    assert features.anchors_fingerprint() != before

@@ -64,6 +64,25 @@ def test_a_different_estate_with_the_same_problem_is_a_new_case(stack) -> None:
     assert created["duplicate"]["decision"] != "merged", created
 
 
+def test_same_road_other_problem_is_never_merged_without_asking(stack) -> None:
+    _submit(stack, "解放路与人民路交叉口的红绿灯坏了好几天了，早晚高峰车辆乱闯，行人过马路非常危险。",
+            "e2e-road-1", "解放路与人民路交叉口")
+    other = _submit(stack, "解放路与中山路交叉口的井盖丢了好几天了，早晚高峰车辆绕行，行人过马路非常危险。",
+                    "e2e-road-2", "解放路与中山路交叉口")
+    assert other["duplicate"]["decision"] != "merged", other
+
+
+def test_same_problem_at_the_same_crossing_in_other_words_is_merged_or_asked(stack) -> None:
+    first = _submit(stack, "滨江路和学士路交叉口的红绿灯坏了三天了，早上送孩子上学的车和电动车抢道，很危险。",
+                    "e2e-crossing-1", "滨江路和学士路交叉口")
+    second = _submit(stack, "学士路与滨江路路口红绿灯坏了好几天，早上上学时间车和电动车抢道，太危险了。",
+                     "e2e-crossing-2", "学士路与滨江路路口")
+    decision = second["duplicate"]
+    assert decision["decision"] in ("merged", "ask"), decision
+    assert first["case_number"] in [c["case_number"] for c in decision["candidates"]] \
+        or second["case_number"] == first["case_number"], decision
+
+
 def test_web_chat_page_and_its_proxy(stack) -> None:
     with urllib.request.urlopen(f"{stack.intake_url}/chat", timeout=30) as resp:
         page = resp.read().decode("utf-8")

@@ -95,12 +95,24 @@ def test_politeness_is_not_a_negation() -> None:
     ("不用了", ReadBack.CANCEL), ("不投诉了，谢谢", ReadBack.CANCEL), ("撤回", ReadBack.CANCEL),
     ("地址不对", ReadBack.CHANGE), ("要改一下", ReadBack.CHANGE), ("电话写错了", ReadBack.CHANGE),
     ("不是3号楼，是5号楼", ReadBack.CHANGE), ("还有一点要补充", ReadBack.CHANGE), ("不对", ReadBack.CHANGE),
-    ("不是", ReadBack.CHANGE),
+    ("不是", ReadBack.CHANGE), ("内容都对，提交吧", ReadBack.CONFIRM), ("电话没问题，交吧", ReadBack.CONFIRM),
+    ("地址", ReadBack.CHANGE), ("好的，不过地址要改一下", ReadBack.CHANGE), ("电话号码写错了", ReadBack.CHANGE),
+    ("嗯就这样吧帮我交上去", ReadBack.CONFIRM), ("等一下我想想", ReadBack.HESITATE),
+    ("不用了不想提交了", ReadBack.CANCEL),
     ("3号楼", ReadBack.UNKNOWN), ("今天天气怎么样哈哈哈哈", ReadBack.UNKNOWN), ("？？", ReadBack.UNKNOWN),
     ("", ReadBack.UNKNOWN),
 ])
 def test_read_back(text: str, want: ReadBack) -> None:
     assert read_back(text) is want
+
+
+def test_read_back_of_the_rasa_examples() -> None:
+    """Every cancel example cancels or keeps the draft; no deny or cancel example confirms a read-back
+    except "单独提交吧" (file it on its own: a confirmation here); no affirm example cancels or holds."""
+    for text in _examples("cancel"):
+        assert read_back(text) in (ReadBack.CANCEL, ReadBack.HESITATE), text
+    assert [t for t in _examples("deny") + _examples("cancel") if read_back(t) is ReadBack.CONFIRM] == ["单独提交吧"]
+    assert [t for t in _examples("affirm") if read_back(t) is not ReadBack.CONFIRM] == []
 
 
 def test_read_back_uses_the_intent_only_when_wording_says_nothing() -> None:

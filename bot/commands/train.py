@@ -1,12 +1,16 @@
 """`shangliang train`: train the Rasa model only when its training data changed.
 
 Models are cached by a hash of everything that shapes them (config, domain, NLU/stories/rules, the jieba
-dictionary and the Rasa version), so a second `make run` or test session reuses the same file.
+dictionary, the Rasa version, and, when the pipeline uses `bot.nlu`'s encoder features, the encoder whose
+vectors the NLU reads: its variant, a digest of its weights and the code that turns text into features),
+so a second `make run` or test session reuses the same file, and a model trained on other vectors is never
+reused.
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import logging
 import os
@@ -15,6 +19,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from bot.config import REPO_ROOT
 
@@ -32,6 +37,17 @@ def model_cache_dir() -> Path:
     return path
 
 
+def _hash_paths(digest: Any, root: Path, paths: list[str]) -> None:
+    for rel in paths:
+        path = root / rel
+        files = sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts) \
+            if path.is_dir() else [path]
+        for file in files:
+            if file.exists():
+                digest.update(str(file.relative_to(root)).encode())
+                digest.update(file.read_bytes())
+
+
 def training_data_hash(root: Path = REPO_ROOT) -> str:
     digest = hashlib.sha256()
     try:
@@ -40,14 +56,25 @@ def training_data_hash(root: Path = REPO_ROOT) -> str:
         digest.update(f"rasa={rasa.__version__}".encode())
     except ImportError:  # pragma: no cover - rasa is always installed with the project
         pass
-    for rel in HASHED_PATHS:
-        path = root / rel
-        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-        for file in files:
-            if file.exists():
-                digest.update(str(file.relative_to(root)).encode())
-                digest.update(file.read_bytes())
+    _hash_paths(digest, root, HASHED_PATHS)
+    if uses_encoder_features(root):
+        from bot.nlu.vectors import feature_fingerprint
+
+        digest.update(feature_fingerprint(root).encode())
     return digest.hexdigest()[:16]
+
+
+def uses_encoder_features(root: Path = REPO_ROOT) -> bool:
+    """Whether config.yml's pipeline has a component from bot.nlu (only then do the encoder's vectors shape
+    the model; without one, encoder changes must not force a retrain)."""
+    import yaml
+
+    try:
+        config = yaml.safe_load((root / "config.yml").read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return False
+    return any(str(step.get("name", "")).startswith("bot.nlu.") for step in config.get("pipeline") or []
+               if isinstance(step, dict))
 
 
 def trained_model_path(root: Path = REPO_ROOT) -> Path:
@@ -60,6 +87,18 @@ def ensure_model(force: bool = False, root: Path = REPO_ROOT) -> Path:
     if target.exists() and not force:
         log.info("Rasa model is up to date: %s", target)
         return target
+    # Several checkouts (and a test run beside `make run`) share the cache: the second to ask for the same
+    # model waits for the first instead of training it again on the same two cores.
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f"{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if target.exists() and not force:
+            log.info("Rasa model trained meanwhile by another process: %s", target)
+            return target
+        return _train(target, root)
+
+
+def _train(target: Path, root: Path) -> Path:
     out_dir = target.parent / f"tmp-{target.stem}-{os.getpid()}"
     out_dir.mkdir(parents=True, exist_ok=True)
     cmd = [

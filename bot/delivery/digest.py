@@ -8,11 +8,12 @@ from datetime import datetime, timedelta
 from bot.delivery.outbox import enqueue
 from bot.reports.compose import case_link
 from bot.reports.render import render
+from bot.reports.subject import report_subject
 from bot.routing.models import DigestState, Member, Route
 from bot.storage.models import CASE_STATUS_LABELS, Case, utcnow
+from bot.text.redact import redact
 from bot.topics.taxonomy import Taxonomy, default_taxonomy
-
-OPEN_STATUSES = {"received", "assigned", "accepted", "in_progress"}
+from bot.workflow.overdue import is_overdue
 
 
 @dataclass
@@ -29,8 +30,12 @@ class Digest:
 
 
 def _row(case: Case, taxonomy: Taxonomy) -> dict:
-    return {"number": case.number, "title": case.title or (case.summary or "")[:30],
-            "category": taxonomy.name(case.topic), "place": case.place or "未注明",
+    # The stored title is the resident's first clause ("我是住在…的老张"): digests show the redacted
+    # subject instead, and never a contact (anonymous or not, a digest is not where members call back).
+    names = [s.contact.name for s in case.submissions if s.contact is not None and s.contact.name]
+    subject = report_subject(redact(case.summary or case.title or "", known_names=names), case.place)
+    return {"number": case.number, "title": subject,
+            "category": taxonomy.name(case.topic), "place": redact(case.place or "") or "未注明",
             "supporters": case.supporter_count, "link": case_link(case.number or ""),
             "status": CASE_STATUS_LABELS.get(case.status, case.status),
             "due": case.due_at.strftime("%Y-%m-%d") if case.due_at else ""}
@@ -54,7 +59,8 @@ def build_digest(session, member_id: str, now: datetime | None = None,
             new.append(_row(case, taxonomy))
         elif str(case.id) in before and case.supporter_count > int(before[str(case.id)]):
             grown.append({**_row(case, taxonomy), "before": int(before[str(case.id)])})
-        if case.due_at and case.due_at < now and case.status in OPEN_STATUSES:
+        # Overdue as the workflow defines it: open, past the deadline, clock not paused for the resident.
+        if is_overdue(case, now):
             overdue.append(_row(case, taxonomy))
     snapshot = {str(c.id): int(c.supporter_count or 1) for c in cases.values()}
     return Digest(member_id, new, grown, overdue, snapshot)

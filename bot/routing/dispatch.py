@@ -19,8 +19,9 @@ from bot.reports.render import render
 from bot.routing.directory import Directory, DirectoryError, load_directory, store_directory, validate
 from bot.routing.models import Member, Route
 from bot.routing.rules import CaseFacts, Recipient, route
-from bot.storage.models import Case, CaseEvent, Contact, Submission
+from bot.storage.models import Case, CaseEvent, Contact, Submission, utcnow
 from bot.topics.taxonomy import Taxonomy, default_taxonomy
+from bot.workflow.cases import start_clock
 
 log = logging.getLogger(__name__)
 _lock = threading.Lock()
@@ -93,11 +94,8 @@ def on_case_filed(session, case_id: int, directory: Directory | None = None,
         return []
     contacts = {c.submission_id: c for c in session.query(Contact).filter(
         Contact.submission_id.in_([s.id for s in submissions]))}
-    report = build_report(
-        case, submissions, taxonomy,
-        consent_by_submission={sid: bool(c.consent) for sid, c in contacts.items()},
-        names_by_submission={sid: c.name for sid, c in contacts.items() if c.name},
-    )
+    # Anonymity (Submission.anonymous) and consent (Contact.consent) decide what the report shows.
+    report = build_report(case, submissions, taxonomy, contacts=contacts)
     body = render("report.md.j2", r=report)
     subject = f"【社情民意】{report.category}｜{report.title}（{report.case_number}）"
     for recipient in recipients:
@@ -113,6 +111,7 @@ def on_case_filed(session, case_id: int, directory: Directory | None = None,
     session.add(CaseEvent(case_id=case.id, kind="routed", status="assigned", note=note, actor="routing"))
     if case.status == "received":
         case.status = "assigned"
+        start_clock(case, utcnow())  # the 接单 deadline counts from now
     session.flush()
     log.info("case %s routed to %s", case.number, [r.member_id for r in recipients])
     return recipients

@@ -10,16 +10,15 @@ from typing import Any, TypeVar
 from aiohttp import web
 from sqlalchemy.orm import Session
 
-from bot.service.auth import require_token
 from bot.service.errors import ApiError
 from bot.service.intake import IntakePipeline, parse_submission
 from bot.service.keys import PIPELINE, SETTINGS
 from bot.service.pseudonym import pseudonymise
 from bot.service.responses import json_response
-from bot.service.textinfo import analyze
 from bot.service.validation import channel_name, optional_str, read_json
 from bot.storage import repository
 from bot.storage.models import CASE_STATUS_LABELS, Case, Submission
+from bot.text.analyze import analyze
 
 T = TypeVar("T")
 
@@ -154,20 +153,39 @@ async def list_cases(request: web.Request) -> web.Response:
 
 
 async def update_case(request: web.Request) -> web.Response:
-    require_token(request)
+    """Staff and members change a case: `status` (one move the workflow table allows from the current
+    status; `reason`, `member_id`/`committee`, `department` where that move needs them), `public_reply` (the resident sees it),
+    `internal_note` (never shown to residents), optional `version` (the case's `version` as read: a stale
+    one is refused with 409 concurrent_edit). `note` is the older name of `public_reply`. Who did it comes
+    from the token or the console session, never from the body."""
+    from bot.console import casework
+    from bot.console.apiauth import load_user, resolve_actor
+    from bot.workflow.errors import WorkflowError
+
+    actor = await resolve_actor(request, lambda uid: _in_session(request, lambda _p, s: load_user(s, uid)))
     number = request.match_info["number"]
     payload = await read_json(request, _max_body(request))
     status = optional_str(payload, "status", 20, "状态")
     if status is not None and status not in CASE_STATUS_LABELS:
         raise ApiError("invalid_status")
-    note = optional_str(payload, "note", 2000, "备注")
-    actor = optional_str(payload, "actor", 100, "操作人")
+    version = payload.get("version")
+    if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
+        raise ApiError("invalid_field", "“version”应是整数。")
+    public_reply = optional_str(payload, "public_reply", 5000, "公开答复") or optional_str(payload, "note", 5000, "备注")
+    change = casework.CaseChange(status=status, public_reply=public_reply,
+                                 internal_note=optional_str(payload, "internal_note", 5000, "内部备注"),
+                                 reason=optional_str(payload, "reason", 5000, "理由"),
+                                 member_id=optional_str(payload, "member_id", 64, "委员"),
+                                 committee=optional_str(payload, "committee", 64, "专委会"),
+                                 department=optional_str(payload, "department", 100, "部门"), version=version)
 
     def run(pipeline: IntakePipeline, session: Session) -> dict[str, Any]:
-        case = _case_by_number(session, number)
-        repository.update_case(session, case, status=status, note=note, actor=actor)
+        try:
+            case = casework.change_case(session, actor, number, change)
+        except WorkflowError as exc:
+            raise ApiError(exc.code, exc.message, exc.http_status) from exc
         session.commit()
-        return case_view(pipeline, session, case)
+        return {**case_view(pipeline, session, case), "version": case.version, "updated_by": actor.id}
 
     return json_response(await _in_session(request, run))
 

@@ -13,6 +13,7 @@ from aiohttp.abc import AbstractAccessLogger
 from sqlalchemy import text
 
 from bot.config import settings
+from bot.console.routes import setup_console
 from bot.service import api, webchat
 from bot.service.analysis import Analysis
 from bot.service.errors import error_middleware
@@ -34,6 +35,7 @@ from bot.service.keys import (
 )
 from bot.service.metrics import Metrics, metrics_middleware
 from bot.storage import db, repository
+from bot.text.redact import install_log_redaction
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,7 @@ def create_app(*, encoder_factory: Callable[[], Any] | None = None,
     """The intake service. The factories replace index.encoder.default_encoder and
     bot.topics.classifier.default_classifier (tests use tiny fakes). `run_outbox` starts the outbox
     worker, `run_sweep` the routing sweep (bot/service/sweep.py); `shangliang serve` starts both."""
+    install_log_redaction(warm=True)  # no resident's phone or name reaches var/logs from this process
     config = settings()
     max_body = int(config["service"].get("max_body_bytes", 262144))
     metrics = Metrics()
@@ -73,6 +76,7 @@ def create_app(*, encoder_factory: Callable[[], Any] | None = None,
     app.router.add_get("/metrics", metrics_endpoint)
     api.add_routes(app)
     webchat.add_routes(app)
+    setup_console(app)
     app.on_startup.append(_startup)
     app.on_cleanup.append(_cleanup)
     return app

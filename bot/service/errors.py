@@ -26,6 +26,8 @@ MESSAGES: dict[str, tuple[int, str]] = {
                          "我们会重新跟进。"),
     "missing_sender": (400, "缺少用户标识，无法查询您的记录。"),
     "unauthorized": (401, "没有权限进行此操作。"),
+    "forbidden": (403, "您没有权限查看或办理这个案件。"),
+    "concurrent_edit": (409, "这个案件刚被其他人修改过，您的修改没有保存。请刷新后查看最新情况再提交。"),
     "invalid_status": (400, "案件状态不正确。"),
     "not_found": (404, "页面不存在。"),
     "method_not_allowed": (405, "不支持这种请求方式。"),

@@ -19,7 +19,6 @@ from bot.service.errors import ApiError
 from bot.service.jurisdiction import jurisdiction_of, routing_directory
 from bot.service.metrics import Metrics
 from bot.service.pseudonym import pseudonymise
-from bot.service.textinfo import find_place
 from bot.service.validation import (
     channel_name,
     clean_text,
@@ -29,6 +28,7 @@ from bot.service.validation import (
 )
 from bot.storage import repository
 from bot.storage.models import CASE_STATUS_LABELS, Case, Submission, utcnow
+from bot.text.places import find_place, place_parts
 
 log = logging.getLogger(__name__)
 
@@ -262,6 +262,15 @@ class IntakePipeline:
             decision, shown = "new", shown[:1]
             submission = repository.create_submission(session, dedup_decision="new",
                                                       candidate_case_id=best.case_id, **fields)
+        parts = place_parts(place) if place else None
+        if parts is not None and parts.named():
+            submission.place_parts = parts.as_dict()
+            if decision != "merged":
+                # A new case is routed by its own place: fill the street and community routing reads
+                # (the district is the jurisdiction's, read against the routing directory).
+                case = submission.case
+                case.street = case.street or (parts.street or "")[:100] or None
+                case.community = case.community or (parts.community or "")[:100] or None
         if topic and decision != "merged":
             review_below = float((settings().get("topics") or {}).get("review_below", 0.5))
             submission.case.needs_review = topic[1] < review_below

@@ -12,7 +12,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from bot.config import resolve_path, settings
-from bot.service.textinfo import find_district
+from bot.text.places import find_district
 
 if TYPE_CHECKING:
     from bot.routing.directory import Directory

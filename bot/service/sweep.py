@@ -1,5 +1,8 @@
 """The routing sweep: route live cases that are still waiting for routing after a grace period.
 
+Each pass also queues the day's reminders (催办) for overdue cases (bot/workflow/reminders.py) on working
+days from `workflow.reminder_hour`.
+
 The intake service routes each new case right after committing it, in a second transaction; a crash
 between the two leaves a `received` case that nothing would route. The sweep runs at start and then
 periodically (like the outbox worker) and hands such cases to `IntakePipeline.route`, which claims the
@@ -19,6 +22,7 @@ from sqlalchemy import exists, select
 
 from bot.service.intake import IntakePipeline
 from bot.storage.models import Case, Submission, utcnow
+from bot.workflow.reminders import reminder_time, send_reminders
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +76,16 @@ class RoutingSweep:
                     log.debug("routing sweep: routed case id %d", case_id)
         if routed:
             log.info("routing sweep: routed %d case(s) left unrouted", routed)
+        self._remind(now or utcnow())
         return routed
+
+    def _remind(self, now: datetime) -> None:
+        """催办 for overdue cases, once per case, state and day (idempotent across passes and replicas)."""
+        if not reminder_time(now):
+            return
+        with self.pipeline.session_factory() as session:
+            send_reminders(session, now)
+            session.commit()
 
     async def run(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()

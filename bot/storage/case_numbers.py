@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.config import settings
+from bot.config import case_number_prefix
 from bot.storage.models import CaseCounter
 
 # Years follow China Standard Time, so a concern filed at 00:30 on 1 January counts for the new year.
@@ -17,7 +17,7 @@ CHINA_OFFSET = timedelta(hours=8)
 
 
 def prefix() -> str:
-    return str((settings().get("case_numbers") or {}).get("prefix", "SL")).upper()
+    return case_number_prefix()
 
 
 def format_number(year: int, serial: int) -> str:

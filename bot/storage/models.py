@@ -40,6 +40,7 @@ CASE_STATUS_LABELS: dict[str, str] = {
     "resolved": "已办结",
     "closed": "已关闭",
     "merged": "已并入其他案件",
+    "reopened": "已重新办理",
 }
 
 # A case in one of these states is finished: it gains no new supporters, and a resident who reports the
@@ -72,6 +73,14 @@ class Case(Base):
     due_at = Column(DateTime)
     created_at = Column(DateTime, nullable=False, default=utcnow, index=True)
     updated_at = Column(DateTime, nullable=False, default=utcnow, onupdate=utcnow)
+    # Workflow (bot/workflow, migration 0007_workflow). `version` grows by one with every workflow change:
+    # an edit made on a stale page names the version it saw and fails instead of overwriting.
+    version = Column(Integer, nullable=False, default=1, server_default="1")
+    assignee_member_id = Column(String(64), index=True)  # who holds the case now (派单/接单)
+    assignee_committee_id = Column(String(64), index=True)
+    department = Column(String(100))  # 转办: the department answering, followed up with 督办
+    state_since = Column(DateTime)  # when the current status began; its deadline counts from here
+    waiting_since = Column(DateTime)  # set while waiting for the resident: the deadline clock is paused
 
     submissions = relationship("Submission", back_populates="case", foreign_keys="Submission.case_id")
     events = relationship("CaseEvent", back_populates="case", order_by="CaseEvent.id")
@@ -90,6 +99,9 @@ class Submission(Base):
     text = Column(Text, nullable=False)
     title = Column(String(200))
     place = Column(String(300))
+    # bot.text.places.place_parts of `place` when it names a place ({"district", "street", "community",
+    # "roads", "building", "unit", "landmark", "spot", "text"}); the words themselves stay in `place`.
+    place_parts = Column(JSON)
     since_when = Column(String(200))
     scope = Column(String(300))
     anonymous = Column(Boolean, nullable=False, default=False)
@@ -135,8 +147,12 @@ class CaseEvent(Base):
     case_id = Column(Integer, ForeignKey("cases.id"), nullable=False, index=True)
     kind = Column(String(30), nullable=False)  # created | status | note | supporter | merged | routed
     status = Column(String(20))
-    note = Column(Text)  # shown to the resident; no personal data
-    actor = Column(String(100))
+    note = Column(Text)  # shown to the resident when visibility is public; no personal data
+    actor = Column(String(100))  # the id of who did it (account id, "routing", "system:...")
+    # public: the resident may see it (progress, replies); internal: staff and members only (内部备注,
+    # 催办, 退回理由). Never one field for both (migration 0007_workflow).
+    visibility = Column(String(10), nullable=False, default="public", server_default="public")
+    details = Column(JSON)  # structured facts of the change (from/to status, member, merge ids)
     created_at = Column(DateTime, nullable=False, default=utcnow)
 
     case = relationship("Case", back_populates="events")
@@ -166,3 +182,4 @@ class CaseCounter(Base):
 
     year = Column(Integer, primary_key=True, autoincrement=False)
     last = Column(Integer, nullable=False, default=0)
+

@@ -306,9 +306,10 @@ def update_case(session: Session, case: Case, *, status: str | None = None, note
 
 
 def last_update(session: Session, case: Case) -> CaseEvent | None:
-    """The latest event, for "what happened to my case"."""
+    """The latest public event, for "what happened to my case" (internal notes are never shown)."""
     return session.execute(
-        select(CaseEvent).where(CaseEvent.case_id == case.id).order_by(CaseEvent.id.desc()).limit(1)
+        select(CaseEvent).where(CaseEvent.case_id == case.id, CaseEvent.visibility == "public")
+        .order_by(CaseEvent.id.desc()).limit(1)
     ).scalar_one_or_none()
 
 

@@ -97,13 +97,19 @@ _CHOICES = {"1": ReadBack.CONFIRM, "一": ReadBack.CONFIRM, "2": ReadBack.CHANGE
 # Holding back the submission is a hesitation, not a cancel: "先别提交", "先不发".
 _HOLD = re.compile(r"先(?:别|不要?|等等?|暂时不)(?:提交|交|发|报)|暂时(?:别|不要?|先不)(?:提交|交|发|报)?|暂缓")
 _CANCEL = re.compile(
-    r"取消|撤销|撤回|作罢|放弃|不(?:用|要|想|想要|打算)?(?:提交|交|发|报|投诉|反映|反应|弄|办)了|不要了|不用了|"
-    r"不(?:提交|交|发|报)(?:了|啦)?$|别(?:提交|交|发|报)了?|删(?:掉|除|了)|算了|不弄了|不搞了|没事了|不需要了"
+    r"取消|撤销|撤回|撤掉|作罢|作废|放弃|退出|停止|中止|终止|^停+(?:吧|了)?$|算了|算球|算咯|没事了|"
+    r"不(?:用|要|想|想要|打算|需要)?(?:提交|交|发|报|投诉|反映|反应|弄|办|说|填|写|整|搞|登记|继续|提)(?:了|啦|咯)|"
+    r"不(?:用|要|想|需要)(?:提交|交上去|发出去|报上去)|不要了|不用了|不需要了|不(?:提交|交|发|报)(?:了|啦)?$|"
+    r"别(?:提交|交|发|报)了?|删(?:掉|除|了)|唔(?:报|要|使)|不算了?"
 )
+_CANCEL_WORDS = re.compile(r"(?<![a-z])(?:cancel|exit|quit|stop)(?![a-z])")
 _CHANGE = re.compile(
     r"修改|改一?下|要改|改成|改为|改改|改个|更正|错了|写错|说错|弄错|搞错|有误|不对|不准确|不是.+是|应该是|应该在|换成|"
-    r"补充|加一?[句点条]|再加|还有一?[点个件]|漏了|少了|地址|地点|电话|号码|时间|匿名|内容"
+    r"补充|加一?[句点条]|再加|还有一?[点个件]|漏了|少了"
 )
+# Naming a field without saying what is wrong with it is a change only when nothing confirms
+# ("电话写错了" is a change, "内容都对，提交吧" a confirmation).
+_FIELD = re.compile(r"地址|地点|位置|电话|号码|时间|匿名|内容|描述")
 _CONFIRM = re.compile(
     r"确认|提交|交上去|交吧|发吧|发出去|发过去|报上去|报吧|递交|就这样|就这么|就这些|没问题|对的|都对|没错|无误|正确|"
     r"可以了|好了|行了|ok了"
@@ -123,7 +129,7 @@ def read_back(text: str | None, intent: str | None = None) -> ReadBack:
         return _CHOICES[choice.group(1)]
     if _HOLD.search(compact) or _HESITANT.search(_YES_IDIOMS.sub(" 没问题 ", clean)):
         return ReadBack.HESITATE
-    if _CANCEL.search(compact):
+    if _CANCEL.search(compact) or _CANCEL_WORDS.search(clean):
         return ReadBack.CANCEL
     core = _YES_IDIOMS.sub("没问题", compact)
     if _CHANGE.search(core):
@@ -133,6 +139,8 @@ def read_back(text: str | None, intent: str | None = None) -> ReadBack:
     answer = yes_no(clean, intent if intent in ("affirm", "deny") else None)
     if answer is Answer.YES:
         return ReadBack.CONFIRM
+    if _FIELD.search(core):
+        return ReadBack.CHANGE
     if answer is Answer.NO:
         return ReadBack.CHANGE  # "不" to "信息对吗": something is wrong; asking what keeps the draft
     if answer is Answer.HESITANT:
@@ -166,3 +174,13 @@ def anonymity(text: str | None, intent: str | None = None) -> Answer:
     if _ANONYMOUS.search(clean):
         return Answer.YES
     return yes_no(clean, intent)
+
+
+# ---- "I don't know" / skip -------------------------------------------------------------------------
+_SKIP = re.compile(r"不清楚|不知道|跳过|记不清|说不好|不确定|没注意|不好说|不记得|忘了|想不起|^略$|^无$|^没有$|^skip$|"
+                   r"^pass$|^不详$|^未知$")
+
+
+def is_skip(text: str | None) -> bool:
+    """The resident does not know or skips an optional question ("不清楚", "跳过", "忘了")."""
+    return bool(_SKIP.search(normalize(text).lower()))

@@ -1,55 +1,89 @@
-"""Personal-data redaction: the one path every surface uses (reports, digests, case views, replies, logs)."""
+"""Personal-data redaction: the one path every surface uses (reports, digests, case views, replies, logs).
+
+The text is folded (全角 → half-width) for the detectors in `bot.text.pii`; masks replace the resident's
+own characters, so everything else reads exactly as written. If redaction itself fails the caller gets
+`HIDDEN` (the whole text hidden), never the raw text.
+"""
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
 from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
 
-# Common Chinese surnames (single character): names are only recognised after one of these, which keeps
-# false positives ("我叫外卖", "我是业主") low.
-SURNAMES = set(
-    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任"
-    "沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔"
-    "向汤常温康施文牛樊葛邢安齐易乔伍庞颜倪庄聂章鲁岳翟殷詹申欧耿关兰焦俞左柳甘祝包宁尚符舒阮柯纪梅童凌"
-    "毕单季裴霍涂成苗谷盛曲翁冉骆蓝路游辛靳管柴蒙鲍华喻祁蒲房滕屈饶解牟艾尤阳时穆农司卓古吉缪简车项连芦"
-    "麦褚娄窦戚岑景党宫费卜冷晏席卫米柏宗瞿桂全佟应臧闵苟邬边卞姬师和仇栾隋商刁沙荣巫寇桑郎甄丛仲虞敖巩"
-    "明佘池查麻苑迟邝"
-)
-TITLES = "师傅|阿姨|大爷|大妈|大姐|大哥|老师|先生|女士|小姐|经理|主任|书记|老板|医生|护士|同学|奶奶|爷爷|叔叔|婶婶|老人"
+from bot.text.normalize import normalize_with_offsets
+from bot.text.pii import COMPOUND_SURNAMES, KINDS, Span, find_all
 
-PHONE = re.compile(r"(?<!\d)(?:\+?86[-\s]?)?1[3-9]\d(?:[-\s]?\d{4}){2}(?!\d)")
-LANDLINE = re.compile(r"(?<!\d)0\d{2,3}[-－]\d{7,8}(?!\d)")
-ID_CARD = re.compile(r"(?<![\dA-Za-z])\d{6}(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx](?![\dA-Za-z])")
-BANK_CARD = re.compile(r"(?<!\d)\d{16,19}(?!\d)")
-EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-# "我叫张三" / "我是李四" / "本人王五" / "联系人：赵六" — a surname plus one or two characters.
-SELF_NAME = re.compile(
-    rf"(我叫|我的名字是|我是|本人是?|联系人[:：]?|姓名[:：]?)([{''.join(sorted(SURNAMES))}][\u4e00-\u9fff]{{1,2}})"
-    r"(?=[，,。.!！;；、\s]|$|的|在|住|家|今年|电话|手机)"
-)
-SURNAME_ONLY = re.compile(rf"(我姓|本人姓)([{''.join(sorted(SURNAMES))}])")
-TITLED = re.compile(rf"([{''.join(sorted(SURNAMES))}])({TITLES})")
+log = logging.getLogger(__name__)
+
+HIDDEN = "[内容已隐去]"
+MASKS = {
+    "phone": "[电话已隐去]",
+    "id_card": "[身份证号已隐去]",
+    "bank_card": "[卡号已隐去]",
+    "email": "[邮箱已隐去]",
+    "plate": "[车牌已隐去]",
+    "room": "[门牌已隐去]",
+}
+# What a resident who consented to be called back lets the members it is routed to see.
+CONTACT_KINDS = frozenset({"phone", "email", "name"})
+
+
+@dataclass(frozen=True)
+class Redactor:
+    """Masks the `kinds` of personal data it is given (default: all of them)."""
+
+    kinds: frozenset[str] = frozenset(KINDS)
+
+    def spans(self, text: str, known_names: Iterable[str] = ()) -> list[Span]:
+        """Spans of personal data on `text` itself (not the folded copy), sorted, not overlapping."""
+        folded, offsets = normalize_with_offsets(text)
+        found = []
+        for span in find_all(folded, known_names):
+            if span.kind in self.kinds:
+                found.append(Span(offsets[span.start], offsets[span.end - 1] + 1, span.kind))
+        return found
+
+    def redact(self, text: str, known_names: Iterable[str] = ()) -> str:
+        """`text` with every span masked; on any error inside the detectors, `HIDDEN`."""
+        if not text:
+            return text
+        try:
+            spans = self.spans(text, known_names)
+            out, pos = [], 0
+            for span in spans:
+                out.append(text[pos:span.start])
+                out.append(_mask(text[span.start:span.end], span.kind))
+                pos = span.end
+            out.append(text[pos:])
+            return "".join(out)
+        except Exception as exc:  # noqa: BLE001 - fail closed: hiding everything beats leaking anything
+            log.error("redaction failed (%s); the whole text is hidden", type(exc).__name__)
+            return HIDDEN
+
+
+def _mask(value: str, kind: str) -> str:
+    if kind != "name":
+        return MASKS[kind]
+    # The 李某 convention: the surname stays, the given name goes; a surname alone ("我姓李") goes too.
+    surname = next((c for c in COMPOUND_SURNAMES if value.startswith(c)), value[:1])
+    return surname + "某" if len(value) > len(surname) else "某"
+
+
+FULL = Redactor()
+WITH_CONTACT = Redactor(frozenset(KINDS) - CONTACT_KINDS)
 
 
 def redact(text: str, keep_contact: bool = False, known_names: Iterable[str] = ()) -> str:
-    """Mask ID card, bank card, phone numbers, e-mail and personal names. With the resident's consent
-    (`keep_contact`), phone numbers and names stay so a member can call back; ID numbers never do."""
-    if not text:
-        return text
-    text = ID_CARD.sub("[身份证号已隐去]", text)
-    text = BANK_CARD.sub("[卡号已隐去]", text)
+    """Mask personal data. With the resident's consent (`keep_contact`), phone numbers, e-mail and names
+    stay so a member can call back; ID and card numbers, plates and flats never do. `known_names` (the
+    name the resident gave in the contact form) are masked wherever they appear."""
     if keep_contact:
-        return text
-    text = PHONE.sub("[电话已隐去]", text)
-    text = LANDLINE.sub("[电话已隐去]", text)
-    text = EMAIL.sub("[邮箱已隐去]", text)
-    for name in known_names:
-        if name and len(name) >= 2:
-            text = text.replace(name, name[0] + "某")
-    text = SELF_NAME.sub(lambda m: m.group(1) + m.group(2)[0] + "某", text)
-    text = SURNAME_ONLY.sub(lambda m: m.group(1) + "某", text)
-    text = TITLED.sub(lambda m: "某" + m.group(2), text)
-    return text
+        return WITH_CONTACT.redact(text)
+    return FULL.redact(text, known_names)
 
 
 _CLAUSE_END = re.compile(r"[。！？!?；;\n]")
@@ -60,4 +94,58 @@ def subject_line(text: str, limit: int = 30) -> str:
     residents and merge offers may see. Redaction runs on the whole text first, so a mask is never cut."""
     clean = " ".join(redact(text or "").split())
     first = _CLAUSE_END.split(clean, maxsplit=1)[0].strip() or clean
-    return first if len(first) <= limit else first[: limit - 1] + "…"
+    if len(first) <= limit:
+        return first
+    cut = first[: limit - 1]
+    if cut.rfind("[") > cut.rfind("]"):  # never show half a mask ("[电话已…")
+        cut = cut[: cut.rfind("[")].rstrip()
+    return cut + "…"
+
+
+def warm_up() -> None:
+    """Load what the detectors load lazily (jieba's tagged dictionary, about 2-3 s)."""
+    FULL.redact("我是张伟，电话13612345678")
+
+
+# ---- logs ----------------------------------------------------------------------------------------
+_in_filter = threading.local()
+
+
+def redact_log_record(record: logging.LogRecord) -> bool:
+    """The log filter: the record's message, with its args merged in, is redacted in place (a resident's
+    phone or name in a log line becomes a mask). Usable as `handler.addFilter(redact_log_record)`; always
+    keeps the record."""
+    if getattr(_in_filter, "active", False):  # a record logged by redaction itself (or jieba loading)
+        return True
+    _in_filter.active = True
+    try:
+        message = record.getMessage()
+    except Exception:  # noqa: BLE001 - a bad format string: logging reports that itself
+        return True
+    else:
+        clean = FULL.redact(message)
+        if clean != message:
+            record.msg, record.args = clean, ()
+        return True
+    finally:
+        _in_filter.active = False
+
+
+def install_log_redaction(warm: bool = False) -> None:
+    """Run `redact_log_record` on every record this process creates from now on, whichever logger or
+    handler (Rasa SDK and aiohttp add their own) it goes to. Idempotent. Servers pass `warm=True`: the
+    dictionary the name detector consults loads in a background thread instead of inside the first
+    request that logs a self-introduction."""
+    if warm:
+        threading.Thread(target=warm_up, name="redaction-warm-up", daemon=True).start()
+    current = logging.getLogRecordFactory()
+    if getattr(current, "redacts", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = current(*args, **kwargs)
+        redact_log_record(record)
+        return record
+
+    factory.redacts = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)

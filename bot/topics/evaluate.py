@@ -13,6 +13,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from bot.topics.classifier import ClassifierConfig, TopicClassifier
 from bot.topics.concepts import ConceptGroup
+from bot.topics.intervals import bootstrap_interval
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,20 @@ def metrics(y_true: Sequence[str], y_pred: Sequence[str], labels: list[str]) -> 
     }
 
 
+def add_intervals(result: dict, y_true: Sequence[str], y_pred: Sequence[str], labels: list[str],
+                  resamples: int, seed: int = 0) -> dict:
+    """Bootstrap 95% intervals of accuracy and macro-F1 over the evaluated messages."""
+    if resamples <= 0:
+        return result
+    t, p = np.asarray(y_true, dtype=object), np.asarray(y_pred, dtype=object)
+    result["bootstrap"] = resamples
+    result["accuracy_95ci"] = bootstrap_interval(len(t), lambda i: float(np.mean(t[i] == p[i])), resamples, seed)
+    result["macro_f1_95ci"] = bootstrap_interval(
+        len(t), lambda i: float(f1_score(t[i], p[i], labels=labels, average="macro", zero_division=0)),
+        resamples, seed)
+    return result
+
+
 def _fit(train: Dataset, extra: Dataset | None, unlabeled: Unlabeled | None,
          config: ClassifierConfig, concepts: list[ConceptGroup] | None = None) -> TopicClassifier:
     texts, labels, vectors = list(train.texts), list(train.labels), train.vectors
@@ -65,15 +80,28 @@ def _predict(model: TopicClassifier, data: Dataset) -> list[str]:
 
 def train_test(train: Dataset, test: Dataset, extra: Dataset | None = None,
                unlabeled: Unlabeled | None = None, config: ClassifierConfig | None = None,
-               concepts: list[ConceptGroup] | None = None) -> dict:
+               concepts: list[ConceptGroup] | None = None, bootstrap: int = 0) -> dict:
     model = _fit(train, extra, unlabeled, config or ClassifierConfig(), concepts)
     labels = sorted(set(train.labels) | set(test.labels))
-    return metrics(test.labels, _predict(model, test), labels)
+    predicted = _predict(model, test)
+    return add_intervals(metrics(test.labels, predicted, labels), test.labels, predicted, labels, bootstrap)
+
+
+def shipped_on(test: Dataset, model: TopicClassifier, bootstrap: int = 0) -> dict:
+    """The product's own model (its taxonomy, trained without the evaluation data) on labels already
+    mapped onto that taxonomy. Macro-F1 averages the labels the test data has; a prediction of any other
+    product topic counts as a miss of the true one."""
+    predicted = _predict(model, test)
+    labels = sorted(set(test.labels))
+    result = add_intervals(metrics(test.labels, predicted, labels), test.labels, predicted, labels, bootstrap)
+    outside = sum(1 for p in predicted if p not in set(labels))
+    result["predicted_outside_test_labels"] = outside
+    return result
 
 
 def cross_validate(data: Dataset, folds: int = 5, extra: Dataset | None = None,
                    unlabeled: Unlabeled | None = None, config: ClassifierConfig | None = None,
-                   seed: int = 0, concepts: list[ConceptGroup] | None = None) -> dict:
+                   seed: int = 0, concepts: list[ConceptGroup] | None = None, bootstrap: int = 0) -> dict:
     """Stratified k-fold: every text is predicted by a model that never saw it; the extra examples and
     unlabelled texts join every training fold only."""
     y = np.asarray(data.labels, dtype=object)
@@ -91,7 +119,7 @@ def cross_validate(data: Dataset, folds: int = 5, extra: Dataset | None = None,
         fold_f1.append(round(float(f1_score(y[te], predicted[te], labels=labels, average="macro",
                                             zero_division=0)), 4))
         log.info("fold %d/%d macro-F1 %.4f", i + 1, folds, fold_f1[-1])
-    result = metrics(list(y), list(predicted), labels)
+    result = add_intervals(metrics(list(y), list(predicted), labels), list(y), list(predicted), labels, bootstrap)
     result["folds"] = folds
     result["fold_macro_f1"] = fold_f1
     return result

@@ -10,7 +10,7 @@ from sqlalchemy import create_engine, pool
 from bot.storage.models import Base
 
 # Other parts declare their tables on the same Base; import them so autogenerate sees everything.
-for _module in ("bot.routing.models", "bot.channels.models"):
+for _module in ("bot.routing.models", "bot.channels.models", "bot.workflow.models", "bot.accounts.models"):
     try:
         importlib.import_module(_module)
     except ImportError:

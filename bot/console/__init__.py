@@ -1,0 +1,1 @@
+"""The staff and member console at /console/: server-rendered pages in the intake service."""
