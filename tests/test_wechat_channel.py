@@ -197,8 +197,10 @@ async def test_location_sends_label_and_coordinates(served):
     _, client = await served(agent)
     fields = {"Location_X": "23.134521", "Location_Y": "113.358803", "Scale": "20", "Label": "天河区体育西路103号"}
     _, reply, _ = await client.send(wechat_xml("location", fields, msg_id=1005))
-    assert reply["Content"] == "收到：天河区体育西路103号"
+    assert agent.turns[0].text == "/share_location"  # the dialogue reads the place from the metadata
+    assert reply["Content"] == "收到：/share_location"
     assert agent.turns[0].metadata["location"]["latitude"] == "23.134521"
+    assert agent.turns[0].metadata["location"]["label"] == "天河区体育西路103号"
 
 
 async def test_subscribe_welcomes_without_dialogue(served):

@@ -21,6 +21,7 @@ from wechatpy.messages import ImageMessage, LocationMessage, TextMessage, VoiceM
 from bot.channels.delivery import ApiDelivery
 from bot.channels.dialogue import (
     IMAGE_RECEIVED,
+    LOCATION_INTENT,
     TEMPORARY_ERROR,
     UNSUPPORTED,
     VOICE_NOT_UNDERSTOOD,
@@ -180,5 +181,7 @@ def translate_content(msg: Any, meta: dict[str, Any], image_intent: str) -> Inbo
         meta["location"] = {
             "latitude": msg.location_x, "longitude": msg.location_y, "scale": msg.scale, "label": label,
         }
-        return Inbound(text=label or f"{msg.location_x},{msg.location_y}", metadata=meta)
+        # An intent, not the label as text: the NLU would guess at an address alone, and the dialogue
+        # opens a concern at this place (or fills the place of the one being told) from the metadata.
+        return Inbound(text=f"/{LOCATION_INTENT}", metadata=meta)
     return None

@@ -26,6 +26,8 @@ IMAGE_RECEIVED = "照片收到了，我会把它和您反映的问题放在一�
 UNSUPPORTED = "抱歉，这类消息我暂时看不了。请用文字、照片或位置告诉我，好吗？"
 CAMPAIGN_CLOSED = "这个专题商量已经结束了，感谢关注！您有其他想反映的事，也可以直接告诉我。"
 TEMPORARY_ERROR = "抱歉，系统有点忙，请稍后再发一次，谢谢您的耐心。"
+# A location message reaches Rasa as this intent with metadata.location (label, coordinates).
+LOCATION_INTENT = "share_location"
 
 
 def setting(credentials: dict | None, key: str, env: str, default: Any = None) -> Any:
