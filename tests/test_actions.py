@@ -499,7 +499,7 @@ async def test_no_to_a_merge_offer_keeps_the_own_case(fake: FakeIntake, text: st
 
 async def test_merge_offer_shows_only_the_subject_the_service_sends(fake: FakeIntake) -> None:
     fake.decision = {"decision": "ask", "candidates": [
-        {"case_number": "SL2026-000042", "summary": "电梯长期停运", "supporters": 2, "score": 0.9}]}
+        {"case_number": "SL2026-000042", "subject_line": "电梯长期停运", "supporters": 2, "score": 0.9}]}
     dispatcher = CollectingDispatcher()
     await ActionSubmitConcern().run(dispatcher, make_tracker("确认", "affirm", slots=FULL_SLOTS), {})
     offer = next(m for m in dispatcher.messages if m.get("response") == "utter_merge_offer")
