@@ -213,6 +213,31 @@ async def test_contact_is_stored_only_with_consent(client: TestClient) -> None:
     assert all(s.sender not in ("a", "b") and len(s.sender) == 32 for s in stored)  # pseudonyms only
 
 
+async def test_numbers_typed_without_consent_are_not_kept_at_rest(client: TestClient) -> None:
+    """The concern is stored whole, but an ID number never, and a phone only when the resident agreed to
+    be called back (and is not anonymous)."""
+    text = "楼道灯坏了，有事打我电话13612345678，身份证330106198503071234，5号楼301"
+    await submit(client, text, sender="a", contact={"consent": False})
+    await submit(client, text, sender="b", contact={"phone": "13912345678", "consent": True})
+    await submit(client, text, sender="c", anonymous=True, contact={"phone": "13712345678", "consent": True})
+    stored = {s.id: s.text for s in _rows(Submission)}
+    no_consent, consent, anonymous = (stored[i] for i in sorted(stored))
+    for kept in stored.values():
+        assert "330106198503071234" not in kept and "楼道灯坏了" in kept and "5号楼301" in kept
+    assert "13612345678" not in no_consent and "13612345678" not in anonymous
+    assert "13612345678" in consent
+
+
+def test_redaction_at_rest_keeps_the_text_when_the_detectors_fail(monkeypatch) -> None:
+    from bot.text import redact as redact_module
+
+    def broken(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError("detector crashed")
+
+    monkeypatch.setattr(redact_module.Redactor, "spans", broken)
+    assert redact_module.redact_at_rest("路灯坏了，电话13612345678") == "路灯坏了，电话13612345678"
+
+
 async def test_client_ref_and_handoff_store_no_raw_sender(client: TestClient) -> None:
     from actions.intake_client import client_ref
 

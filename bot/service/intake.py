@@ -31,6 +31,7 @@ from bot.service.views import safe_subject
 from bot.storage import repository
 from bot.storage.models import CASE_STATUS_LABELS, Case, Submission, utcnow
 from bot.text.places import find_place, place_parts
+from bot.text.redact import redact_at_rest
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,12 @@ def _decision_label(stored: str | None) -> str:
     return {"auto_merged": "merged", "confirmed": "merged", "ask": "ask", "declined": "ask"}.get(
         stored or "new", "new"
     )
+
+
+def _consented(req: SubmissionRequest) -> bool:
+    """A phone or e-mail typed into the concern is kept only when the resident agreed to be called back
+    and did not ask to stay anonymous."""
+    return bool(req.contact and req.contact.get("consent") is True) and not req.anonymous
 
 
 class IntakePipeline:
@@ -250,7 +257,8 @@ class IntakePipeline:
             else:
                 decision = "merged" if dedup.outcome == "merge" else "ask"
         fields = dict(
-            text=req.text, channel=req.channel, sender=sender, kind=req.kind, place=place,
+            text=redact_at_rest(req.text, keep_contact=_consented(req)), channel=req.channel, sender=sender,
+            kind=req.kind, place=place,
             since_when=req.since_when, scope=req.scope, anonymous=req.anonymous, campaign=req.campaign,
             media=req.media, contact=req.contact, external_id=external_id, created_at=now,
             embedding=vector, embedding_model=self.analysis.encoder_name if vector is not None else None,

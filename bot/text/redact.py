@@ -149,3 +149,27 @@ def install_log_redaction(warm: bool = False) -> None:
 
     factory.redacts = True  # type: ignore[attr-defined]
     logging.setLogRecordFactory(factory)
+
+
+# At rest the concern keeps what staff need to act (the flat that leaks, a plate that blocks the gate, a
+# name), but never an ID or card number, nor a phone or e-mail the resident did not consent to share.
+_AT_REST = Redactor(frozenset({"id_card", "bank_card"}))
+_AT_REST_NO_CONSENT = Redactor(frozenset({"id_card", "bank_card", "phone", "email"}))
+
+
+def redact_at_rest(text: str, keep_contact: bool = False) -> str:
+    """The text as the database keeps it. Unlike `redact`, a failure keeps the text as written: a
+    concern is never lost, and every surface that shows it redacts again on the way out."""
+    redactor = _AT_REST if keep_contact else _AT_REST_NO_CONSENT
+    try:
+        spans = redactor.spans(text or "")
+    except Exception as exc:  # noqa: BLE001 - storing the concern matters more than masking it here
+        log.error("redaction at rest failed (%s); stored as written", type(exc).__name__)
+        return text
+    out, pos = [], 0
+    for span in spans:
+        out.append(text[pos:span.start])
+        out.append(_mask(text[span.start:span.end], span.kind))
+        pos = span.end
+    out.append(text[pos:])
+    return "".join(out)
