@@ -171,14 +171,16 @@ def test_member_accepts_replies_and_notes_resident_sees_only_the_reply(page: Any
     assert reply in timeline and note in timeline
     assert page.locator(".timeline li.internal").first.inner_text().count(note) == 1
 
-    # What the resident's progress answer reads: the public reply, never the internal note.
+    # A stranger with the number sees the status only; the full view (the resident who filed it, or staff:
+    # the same view) reads the public reply as the latest update, never the internal note.
     status, view = console.get_json(f"/api/v1/cases/{number}")
     assert status == 200
-    assert view["status"] == "accepted"
-    assert view["last_update"]["note"] == reply
-    assert note not in json.dumps(view, ensure_ascii=False)
-    status, staff_view = console.get_json(f"/api/v1/cases/{number}", token="console-token")
-    assert status == 200 and note not in json.dumps(staff_view, ensure_ascii=False)
+    assert view["status"] == "accepted" and view["view"] == "public"
+    assert reply not in json.dumps(view, ensure_ascii=False) and note not in json.dumps(view, ensure_ascii=False)
+    status, full_view = console.get_json(f"/api/v1/cases/{number}", token="console-token")
+    assert status == 200 and full_view["view"] == "full"
+    assert full_view["last_update"]["note"] == reply
+    assert note not in json.dumps(full_view, ensure_ascii=False)
 
 
 def test_member_never_opens_a_case_not_routed_to_them(page: Any, console: Console) -> None:
@@ -246,7 +248,7 @@ def test_concurrent_edit_is_not_overwritten(browser: Any, console: Console) -> N
         assert b.locator("textarea[name=public_reply]").input_value() == text  # kept for a second try
         assert note in b.locator(".timeline").inner_text()  # the page now shows what changed
         assert text not in b.locator(".timeline").inner_text()
-        _, view = console.get_json(f"/api/v1/cases/{number}")
+        _, view = console.get_json(f"/api/v1/cases/{number}", token="console-token")
         assert (view["last_update"] or {}).get("note") != text
         b.click("form[action$='/reply'] button")  # a second try, on the fresh page, goes through
         assert "公开答复已发布" in b.locator(".notice.ok").inner_text()
