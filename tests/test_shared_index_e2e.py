@@ -32,10 +32,14 @@ REPORTS = [
      "滨江路学士路口"),
 ]
 
+# Both services accept the action server's token (submissions need it).
+SERVICE_TOKEN = "shared-test-service-token"
+
 
 def _post(url: str, payload: dict) -> dict:
     req = urllib.request.Request(url, data=json.dumps(payload, ensure_ascii=False).encode("utf-8"),
-                                 headers={"Content-Type": "application/json"}, method="POST")
+                                 headers={"Content-Type": "application/json",
+                                          "Authorization": f"Bearer {SERVICE_TOKEN}"}, method="POST")
     with urllib.request.urlopen(req, timeout=60) as resp:
         return json.loads(resp.read().decode("utf-8"))
 
@@ -54,6 +58,7 @@ def two_services(tmp_path_factory: pytest.TempPathFactory, encoder_model_path: P
     with postgres_schema() as database_url:
         base_env = {**os.environ, **QUIET_ENV, "DATABASE_URL": database_url,
                     "SHANGLIANG_ENCODER_PATH": str(encoder_model_path), "SHANGLIANG_SECRET": "shared-test-secret",
+                    "SHANGLIANG_SERVICE_TOKEN": SERVICE_TOKEN,
                     "PYTHONPATH": str(REPO_ROOT)}
         # The schema first, so the two services start together without racing each other's migrations.
         subprocess.run([sys.executable, "-m", "bot.cli", "db", "upgrade"], cwd=REPO_ROOT, check=True,
