@@ -63,7 +63,7 @@ def test_a_corrected_place_replaces_the_whole_place(stack) -> None:
     replies = stack.say(sender, "确认")
     number = CASE_RE.search(" ".join(replies))
     assert number, replies
-    case = stack.get_json(f"{stack.intake_url}/api/v1/cases/{number.group(0)}")
+    case = stack.get_json(f"{stack.intake_url}/api/v1/cases/{number.group(0)}", headers=stack.staff_headers())
     assert case.get("place") == "幸福路小学后门那条胡同", case
 
 
@@ -77,7 +77,7 @@ def test_a_long_letter_naming_its_place_is_not_asked_for_it(stack) -> None:
     assert "具体说说" not in text and "发生在哪里" not in text, text
     number = CASE_RE.search(" ".join(turns[-1]))
     assert number, text
-    case = stack.get_json(f"{stack.intake_url}/api/v1/cases/{number.group(0)}")
+    case = stack.get_json(f"{stack.intake_url}/api/v1/cases/{number.group(0)}", headers=stack.staff_headers())
     assert "翠竹园" in (case.get("place") or ""), case
 
 
@@ -96,7 +96,7 @@ def test_a_location_message_opens_a_concern_at_that_place(stack) -> None:
     assert "发生在哪里" not in text, text
     number = CASE_RE.search(" ".join(turns[-1]))
     assert number, text
-    case = stack.get_json(f"{stack.intake_url}/api/v1/cases/{number.group(0)}")
+    case = stack.get_json(f"{stack.intake_url}/api/v1/cases/{number.group(0)}", headers=stack.staff_headers())
     assert case.get("place") == "西湖区北山街道宝石山下一弄", case
 
 
@@ -116,7 +116,7 @@ def test_no_to_a_merge_offer_keeps_the_residents_own_case(stack) -> None:
             "楼里好多老人腿脚不方便，天天爬十几层楼，请尽快督促物业把电梯修好。")
     first = stack.post_json(f"{stack.intake_url}/api/v1/submissions", {
         "text": lift, "channel": "rest", "sender": _sender("lift-first"), "place": "锦绣花园小区8栋",
-        "client_ref": f"e2e-{uuid.uuid4().hex}"})
+        "client_ref": f"e2e-{uuid.uuid4().hex}"}, headers=stack.service_headers(_sender("lift-first")))
     sender = _sender("lift-second")
     # The same problem in the neighbouring building: with the places in conflict the service asks.
     told = lift.replace("我们锦绣花园小区8栋的电梯", "我们楼的电梯")
@@ -130,7 +130,7 @@ def test_no_to_a_merge_offer_keeps_the_residents_own_case(stack) -> None:
     replies = stack.say(sender, "不是，我们是9栋的，不是同一部电梯")
     assert any(own[0] in r and "单独" in r for r in replies), replies
     assert own[0] in [c["case_number"] for c in cases_of(stack, sender)]
-    case = stack.get_json(f"{stack.intake_url}/api/v1/cases/{first['case_number']}")
+    case = stack.get_json(f"{stack.intake_url}/api/v1/cases/{first['case_number']}", headers=stack.staff_headers())
     assert case.get("supporters", 1) == 1, case
 
 
@@ -150,7 +150,7 @@ def test_unreadable_input_mid_form_gets_chinese_and_keeps_the_draft(stack, text:
     turns = converse(stack, sender, "翠竹园小区6号楼", overrides={"联系电话吗": "不留"})
     number = CASE_RE.search(" ".join(turns[-1]))
     assert number, all_text(turns)
-    case = stack.get_json(f"{stack.intake_url}/api/v1/cases/{number.group(0)}")
+    case = stack.get_json(f"{stack.intake_url}/api/v1/cases/{number.group(0)}", headers=stack.staff_headers())
     assert "纸箱" in f"{case.get('title')}{case.get('summary')}", case
 
 

@@ -79,6 +79,10 @@ def yes_no(text: str | None, intent: str | None = None) -> Answer:
         return Answer.UNKNOWN
     if _POSITIVE.search(core) or _ALONE_YES.match(_compact(core)):
         return Answer.YES
+    # WeChat residents answer with the first choice offered ("回复 1 确认"): a bare 1 is the yes.
+    choice = _CHOICE.match(_compact(core))
+    if choice and _CHOICES[choice.group(1)] is ReadBack.CONFIRM:
+        return Answer.YES
     if intent == "affirm":
         return Answer.YES
     if intent in ("deny", "cancel"):
