@@ -52,17 +52,21 @@ class Redactor:
         if not text:
             return text
         try:
-            spans = self.spans(text, known_names)
-            out, pos = [], 0
-            for span in spans:
-                out.append(text[pos:span.start])
-                out.append(_mask(text[span.start:span.end], span.kind))
-                pos = span.end
-            out.append(text[pos:])
-            return "".join(out)
+            return masked(text, self.spans(text, known_names))
         except Exception as exc:  # noqa: BLE001 - fail closed: hiding everything beats leaking anything
             log.error("redaction failed (%s); the whole text is hidden", type(exc).__name__)
             return HIDDEN
+
+
+def masked(text: str, spans: Iterable[Span]) -> str:
+    """`text` with each of the sorted, non-overlapping `spans` replaced by its mask."""
+    out, pos = [], 0
+    for span in spans:
+        out.append(text[pos:span.start])
+        out.append(_mask(text[span.start:span.end], span.kind))
+        pos = span.end
+    out.append(text[pos:])
+    return "".join(out)
 
 
 def _mask(value: str, kind: str) -> str:
@@ -166,10 +170,4 @@ def redact_at_rest(text: str, keep_contact: bool = False) -> str:
     except Exception as exc:  # noqa: BLE001 - storing the concern matters more than masking it here
         log.error("redaction at rest failed (%s); stored as written", type(exc).__name__)
         return text
-    out, pos = [], 0
-    for span in spans:
-        out.append(text[pos:span.start])
-        out.append(_mask(text[span.start:span.end], span.kind))
-        pos = span.end
-    out.append(text[pos:])
-    return "".join(out)
+    return masked(text, spans)
