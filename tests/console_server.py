@@ -7,25 +7,11 @@ server, with a tiny deterministic encoder instead of the e5 model (the console n
 from __future__ import annotations
 
 import argparse
-import zlib
 
-import numpy as np
 from aiohttp import web
 
 from bot.service.app import create_app
-
-
-class TinyEncoder:
-    name = "console-test-bigram"
-    dim = 32
-
-    def encode(self, texts: list[str]) -> np.ndarray:
-        out = np.zeros((len(texts), self.dim), np.float32)
-        for row, text in enumerate(texts):
-            for a, b in zip(text, text[1:], strict=False):
-                out[row, zlib.crc32((a + b).encode()) % self.dim] += 1.0
-            out[row] /= max(float(np.linalg.norm(out[row])), 1e-6)
-        return out
+from tests.fakes import FakeEncoder
 
 
 def main() -> None:
@@ -33,7 +19,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--database-url", required=True)
     args = parser.parse_args()
-    app = create_app(encoder_factory=TinyEncoder, classifier_factory=lambda: None,
+    app = create_app(encoder_factory=FakeEncoder, classifier_factory=lambda: None,
                      database_url=args.database_url)
     web.run_app(app, host="127.0.0.1", port=args.port, print=None, access_log=None)
 

@@ -8,7 +8,6 @@ import json
 import logging
 import sys
 import types
-import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -27,6 +26,7 @@ from bot.service.keys import ANALYSIS, BACKGROUND
 from bot.storage import db
 from bot.storage.models import Case, Contact, Handoff, Submission, utcnow
 from tests.conftest import postgres_schema
+from tests.fakes import FakeEncoder
 
 TOKEN = "test-token-123"
 SERVICE_TOKEN = "service-token-456"
@@ -43,19 +43,6 @@ INDEX_INSTALLED = importlib.util.find_spec("index.store") is not None
 CJK = "\u4e00"
 
 
-class FakeEncoder:
-    """Hashed character bigrams: deterministic, instant, L2-normalised."""
-
-    name = "fake-bigram"
-    dim = 64
-
-    def encode(self, texts: list[str]) -> np.ndarray:
-        out = np.zeros((len(texts), self.dim), np.float32)
-        for row, text in enumerate(texts):
-            for a, b in zip(text, text[1:], strict=False):
-                out[row, zlib.crc32((a + b).encode()) % self.dim] += 1.0
-            out[row] /= max(float(np.linalg.norm(out[row])), 1e-6)
-        return out
 
 
 class FakeDetector:
