@@ -46,7 +46,8 @@ install: $(STAMP)
 
 # The console's browser tests drive Debian's chromium through Playwright (never `playwright install`).
 browser:
-	@test -x /usr/bin/chromium || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium fonts-noto-cjk; }
+	@{ test -x /usr/bin/chromium && fc-list :lang=zh family | grep -q 'Noto Sans CJK'; } || \
+		{ apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium fonts-noto-cjk; }
 
 models: install
 	$(PY) -m bot.cli build-encoder
