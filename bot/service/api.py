@@ -26,7 +26,9 @@ from bot.text.analyze import analyze
 T = TypeVar("T")
 
 
-HANDOFF_MESSAGE = "已为您转接人工，工作人员会在工作时间尽快联系您。您也可以继续在这里留言。"
+# Staff cannot answer in the chat yet (issue 13): say so, and point to what works today.
+HANDOFF_MESSAGE = ("已记下您要转人工。目前工作人员还不能在这个对话里直接回复您，急事请拨打当地12345政务服务便民热线；"
+                   "您也可以继续在这里说明情况，我帮您登记成事项。")
 
 
 async def _blocking(func: Callable[..., T], *args: Any) -> T:
