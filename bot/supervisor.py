@@ -158,8 +158,9 @@ class Stack:
             "intake": [py, "-m", "bot.cli", "serve", "--host", self.host, "--port", str(self.ports.intake)],
             "actions": [py, "-m", "actions.server", "--actions", "actions", "-p", str(self.ports.actions)],
             "rasa": [
-                # The HTTP API (/model, /conversations) needs ?token=; only /webhooks/* is open.
-                py, "-m", "rasa", "run", "--enable-api", "--auth-token", self.rasa_token,
+                # Rasa's own CLI with bot/rasa_server.py's fixes. The HTTP API (/model, /conversations)
+                # needs ?token=; only /webhooks/* is open.
+                py, "-m", "bot.rasa_server", "run", "--enable-api", "--auth-token", self.rasa_token,
                 "--cors", self.intake_url,
                 "-i", self.host, "-p", str(self.ports.rasa),
                 "-m", str(self.model_path),
