@@ -120,3 +120,27 @@ def test_near_identical_reports_at_two_services_are_one_concern(two_services: li
     # Joined to the same case, or offered it (the resident confirms): either way one concern, not two.
     assert later["case_number"] == earlier["case_number"] or (
         decision["decision"] == "ask" and earlier["case_number"] in offered), (earlier, later)
+
+
+def _metric(url: str, name: str) -> float:
+    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as resp:
+        for line in resp.read().decode("utf-8").splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    raise AssertionError(f"{name} not in {url}/metrics")
+
+
+def test_a_submission_at_one_service_reaches_the_other_index_without_a_decision(two_services: list[str]) -> None:
+    """LISTEN/NOTIFY (bot/service/index_sync.py): service b indexes what a stored, within seconds, although
+    nothing was filed at b (no duplicate decision there to catch it up)."""
+    a, b = two_services
+    before = _metric(b, "shangliang_index_vectors")
+    heard = _metric(b, "shangliang_index_notifications")
+    tag = uuid.uuid4().hex[:8]
+    _post(f"{a}/api/v1/submissions", {"text": f"翠湖雅苑小区东门的路灯坏了三个星期了，晚上出门很黑（{tag}）",
+                                      "channel": "rest", "sender": f"sync-{tag}", "client_ref": f"sync-{tag}"})
+    deadline = time.monotonic() + 10  # the periodic catch-up is 60 s: only the notification can be this quick
+    while _metric(b, "shangliang_index_vectors") < before + 1:
+        assert time.monotonic() < deadline, "service b did not index service a's submission within 10 s"
+        time.sleep(0.2)
+    assert _metric(b, "shangliang_index_notifications") >= heard + 1

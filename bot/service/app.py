@@ -14,6 +14,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from sqlalchemy import text
 
+from bot.config import database_url as db_url
 from bot.config import settings, var_dir
 from bot.console.routes import setup_console
 from bot.service import api, webchat
@@ -24,6 +25,7 @@ from bot.service.keys import (
     ANALYSIS,
     BACKGROUND,
     DATABASE_URL,
+    INDEX_LISTENER,
     METRICS,
     OUTBOX_STOP,
     OUTBOX_TASK,
@@ -127,6 +129,15 @@ async def _startup(app: web.Application) -> None:
         app[SWEEP_STOP] = asyncio.Event()
         sweep = RoutingSweep(app[PIPELINE], SweepPolicy.from_settings(app[SETTINGS]))
         app[SWEEP_TASK] = asyncio.create_task(sweep.run(app[SWEEP_STOP]))
+    url = app[DATABASE_URL] or db_url()
+    if url.startswith("postgresql"):
+        # Other intake services may share this database: index what they store as they store it.
+        from bot.service.index_sync import IndexListener, libpq_dsn
+
+        periodic = float(app[SETTINGS].get("index", {}).get("sync_seconds", 60))
+        listener = IndexListener(libpq_dsn(url), app[ANALYSIS].catch_up_recent, periodic_seconds=periodic)
+        listener.start()
+        app[INDEX_LISTENER] = listener
 
 
 async def _load_models(app: web.Application) -> None:
@@ -145,6 +156,8 @@ async def _stop_loops(app: web.Application) -> None:
     """on_shutdown, not on_cleanup: aiohttp's run_app waits (up to its shutdown_timeout) for every task
     started after start-up before it runs on_cleanup, so loops stopped only there kept a SIGTERM waiting
     for the whole timeout and the supervisor killed the service."""
+    if INDEX_LISTENER in app:
+        await app[INDEX_LISTENER].stop()
     for stop_key, task_key in ((OUTBOX_STOP, OUTBOX_TASK), (SWEEP_STOP, SWEEP_TASK)):
         if stop_key in app:
             app[stop_key].set()
@@ -245,6 +258,13 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
                for status, count in sorted(totals["cases_by_status"].items())]
     gauges.append(("shangliang_encoder_ready", "1 when the encoder is loaded.", {},
                    1 if analysis.encoder is not None else 0))
+    if analysis.store is not None:
+        gauges.append(("shangliang_index_vectors", "Submissions in this service's FAISS index.", {},
+                       len(analysis.store)))
+    listener = request.app.get(INDEX_LISTENER)
+    if listener is not None:
+        gauges.append(("shangliang_index_notifications", "Submissions other intake services announced.", {},
+                       listener.notifications))
     body = request.app[METRICS].render(gauges)
     return web.Response(text=body, content_type="text/plain", charset="utf-8",
                         headers={"X-Content-Type-Options": "nosniff"})

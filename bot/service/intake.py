@@ -17,6 +17,7 @@ from bot.config import settings
 from bot.service.analysis import Analysis, DedupResult
 from bot.service.decision_lock import CATCH_UP_WINDOW, lock_decision
 from bot.service.errors import ApiError
+from bot.service.index_sync import notify_stored
 from bot.service.jurisdiction import jurisdiction_of, routing_directory
 from bot.service.metrics import Metrics
 from bot.service.pseudonym import pseudonymise
@@ -212,6 +213,8 @@ class IntakePipeline:
                                                           place, jurisdiction, now, dedup)
                 result = self._result(session, submission, decision, shown)
                 jurisdiction = submission.case.jurisdiction  # the joined case's, as the index rebuild reads it
+                if vector is not None:
+                    notify_stored(session, submission.id)  # other intake services index it at commit
                 session.commit()
         except IntegrityError:
             # The same client_ref arrived twice at once: the other request won; answer with its result.

@@ -24,3 +24,4 @@ OUTBOX_TASK = web.AppKey("outbox_task", asyncio.Task)
 RUN_SWEEP = web.AppKey("run_sweep", bool)
 SWEEP_STOP = web.AppKey("sweep_stop", asyncio.Event)
 SWEEP_TASK = web.AppKey("sweep_task", asyncio.Task)
+INDEX_LISTENER = web.AppKey("index_listener", object)  # bot.service.index_sync.IndexListener
